@@ -1,0 +1,284 @@
+"""The C boundary: the cdef of <sys/msg.h> and the helpers that smooth over platforms.
+
+cffi's setuptools hook imports this file and compiles ``ffibuilder`` into
+``sysvmq._sysvmq_cffi`` (API mode, out of line). Every struct layout and
+constant below is left for the C compiler to fill in (``...``); the small C
+helpers in ``SOURCE`` resolve what differs between Linux, macOS and FreeBSD so
+that Python sees one interface and asks ``HAS_*`` flags instead of guessing.
+"""
+
+from cffi import FFI
+
+CDEF = r"""
+typedef int... key_t;
+typedef int... uid_t;
+typedef int... gid_t;
+typedef int... mode_t;
+typedef int... pid_t;
+typedef int... time_t;
+typedef int... msgqnum_t;
+typedef int... msglen_t;
+
+#define IPC_PRIVATE ...
+#define IPC_CREAT ...
+#define IPC_EXCL ...
+#define IPC_NOWAIT ...
+#define IPC_RMID ...
+#define IPC_SET ...
+#define IPC_STAT ...
+#define MSG_NOERROR ...
+
+/* Linux only: zero elsewhere, with the matching HAS_ flag false. */
+#define IPC_INFO ...
+#define MSG_INFO ...
+#define MSG_STAT ...
+#define MSG_STAT_ANY ...
+#define MSG_EXCEPT ...
+#define MSG_COPY ...
+static const int HAS_IPC_INFO;
+static const int HAS_MSG_INFO;
+static const int HAS_MSG_STAT;
+static const int HAS_MSG_STAT_ANY;
+static const int HAS_MSG_EXCEPT;
+static const int HAS_MSG_COPY;
+
+/* The POSIX fields; the key and the byte count differ by platform (helpers). */
+struct ipc_perm {
+    uid_t uid;
+    gid_t gid;
+    uid_t cuid;
+    gid_t cgid;
+    mode_t mode;
+    ...;
+};
+
+struct msqid_ds {
+    struct ipc_perm msg_perm;
+    msgqnum_t msg_qnum;
+    msglen_t msg_qbytes;
+    pid_t msg_lspid;
+    pid_t msg_lrpid;
+    time_t msg_stime;
+    time_t msg_rtime;
+    time_t msg_ctime;
+    ...;
+};
+
+/* What msgsnd(2) and msgrcv(2) read and write: the type, then the text. */
+struct sysvmq_msgbuf {
+    long mtype;
+    char mtext[];
+};
+
+/* struct msginfo where the platform has one; -1 in fields it does not report. */
+struct sysvmq_msginfo {
+    long msgpool;
+    long msgmap;
+    long msgmax;
+    long msgmnb;
+    long msgmni;
+    long msgssz;
+    long msgtql;
+    long msgseg;
+};
+
+int msgget(key_t key, int msgflg);
+int msgsnd(int msqid, const void *msgp, size_t msgsz, int msgflg);
+ssize_t msgrcv(int msqid, void *msgp, size_t msgsz, long msgtyp, int msgflg);
+int msgctl(int msqid, int cmd, struct msqid_ds *buf);
+
+int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags);
+ssize_t sysvmq_receive_into(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen,
+                            long type, int flags, char *dest);
+long long sysvmq_key(const struct msqid_ds *ds);
+unsigned long sysvmq_cbytes(const struct msqid_ds *ds);
+int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out);
+int sysvmq_ftok(const char *path, int proj_id, long long *key);
+"""
+
+SOURCE = r"""
+#ifdef __linux__
+#  ifndef _GNU_SOURCE
+#    define _GNU_SOURCE
+#  endif
+#endif
+#include <sys/types.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sysvmq_msgbuf {
+    long mtype;
+    char mtext[];
+};
+
+struct sysvmq_msginfo {
+    long msgpool;
+    long msgmap;
+    long msgmax;
+    long msgmnb;
+    long msgmni;
+    long msgssz;
+    long msgtql;
+    long msgseg;
+};
+
+/* Linux's msgctl commands and msgrcv flags are kernel ABI: an old libc that
+   lacks a name still talks to a kernel that has the number. Elsewhere they do
+   not exist; define them as 0 so the cdef compiles, and say so in HAS_. */
+#ifdef __linux__
+#  define HAS_IPC_INFO 1
+#  define HAS_MSG_INFO 1
+#  define HAS_MSG_STAT 1
+#  define HAS_MSG_STAT_ANY 1
+#  define HAS_MSG_EXCEPT 1
+#  define HAS_MSG_COPY 1
+#  ifndef IPC_INFO
+#    define IPC_INFO 3
+#  endif
+#  ifndef MSG_STAT
+#    define MSG_STAT 11
+#  endif
+#  ifndef MSG_INFO
+#    define MSG_INFO 12
+#  endif
+#  ifndef MSG_STAT_ANY
+#    define MSG_STAT_ANY 13
+#  endif
+#  ifndef MSG_EXCEPT
+#    define MSG_EXCEPT 020000
+#  endif
+#  ifndef MSG_COPY
+#    define MSG_COPY 040000
+#  endif
+#else
+#  define HAS_IPC_INFO 0
+#  define HAS_MSG_INFO 0
+#  define HAS_MSG_STAT 0
+#  define HAS_MSG_STAT_ANY 0
+#  define HAS_MSG_EXCEPT 0
+#  define HAS_MSG_COPY 0
+#  undef IPC_INFO
+#  undef MSG_INFO
+#  undef MSG_STAT
+#  undef MSG_STAT_ANY
+#  undef MSG_EXCEPT
+#  undef MSG_COPY
+#  define IPC_INFO 0
+#  define MSG_INFO 0
+#  define MSG_STAT 0
+#  define MSG_STAT_ANY 0
+#  define MSG_EXCEPT 0
+#  define MSG_COPY 0
+#endif
+
+/* Messages up to this size are assembled on the stack: no malloc per send. */
+#define SYSVMQ_STACK_TEXT 8192
+
+/* Copy the caller's bytes behind the type and send, in one crossing. */
+static int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags)
+{
+    union {
+        struct sysvmq_msgbuf msg;
+        char raw[offsetof(struct sysvmq_msgbuf, mtext) + SYSVMQ_STACK_TEXT];
+    } local;
+    struct sysvmq_msgbuf *buf = &local.msg;
+    int rc, saved;
+
+    if (len > SYSVMQ_STACK_TEXT) {
+        buf = malloc(offsetof(struct sysvmq_msgbuf, mtext) + len);
+        if (buf == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    buf->mtype = type;
+    memcpy(buf->mtext, data, len);
+    rc = msgsnd(msqid, buf, len, flags);
+    if (buf != &local.msg) {
+        saved = errno;
+        free(buf);
+        errno = saved;
+    }
+    return rc;
+}
+
+/* msgrcv(2) into the scratch buffer, then one copy into the caller's (if any). */
+static ssize_t sysvmq_receive_into(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen,
+                                   long type, int flags, char *dest)
+{
+    ssize_t n = msgrcv(msqid, buf, maxlen, type, flags);
+    if (n > 0 && dest != NULL)
+        memcpy(dest, buf->mtext, (size_t)n);
+    return n;
+}
+
+/* The key's field is __key in glibc and musl, _key on macOS, key on the BSDs. */
+static long long sysvmq_key(const struct msqid_ds *ds)
+{
+#if defined(__linux__)
+    return (long long)ds->msg_perm.__key;
+#elif defined(__APPLE__)
+    return (long long)ds->msg_perm._key;
+#else
+    return (long long)ds->msg_perm.key;
+#endif
+}
+
+/* Bytes queued now: __msg_cbytes on Linux, msg_cbytes on macOS and the BSDs. */
+static unsigned long sysvmq_cbytes(const struct msqid_ds *ds)
+{
+#if defined(__linux__)
+    return (unsigned long)ds->__msg_cbytes;
+#else
+    return (unsigned long)ds->msg_cbytes;
+#endif
+}
+
+/* msgctl(IPC_INFO or MSG_INFO): the limits, or the system-wide usage. */
+static int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out)
+{
+#ifdef __linux__
+    struct msginfo info;
+    int rc = msgctl(0, cmd, (struct msqid_ds *)(void *)&info);
+    if (rc < 0)
+        return rc;
+    out->msgpool = info.msgpool;
+    out->msgmap = info.msgmap;
+    out->msgmax = info.msgmax;
+    out->msgmnb = info.msgmnb;
+    out->msgmni = info.msgmni;
+    out->msgssz = info.msgssz;
+    out->msgtql = info.msgtql;
+    out->msgseg = info.msgseg;
+    return rc;
+#else
+    (void)cmd;
+    (void)out;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* ftok(3) returns -1 both on failure and for one valid key: tell them apart. */
+static int sysvmq_ftok(const char *path, int proj_id, long long *key)
+{
+    key_t k;
+    errno = 0;
+    k = ftok(path, proj_id);
+    if (k == (key_t)-1 && errno != 0)
+        return -1;
+    *key = (long long)k;
+    return 0;
+}
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source("sysvmq._sysvmq_cffi", SOURCE)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,89 @@
+"""System V message queues for Python: msgget, msgsnd, msgrcv and msgctl through CFFI.
+
+    >>> import sysvmq
+    >>> q = sysvmq.SysVMQ.private()
+    >>> q.send(b"hello", type=2)
+    >>> q.receive_message()
+    Message(data=b'hello', type=2)
+    >>> q.destroy()
+"""
+
+import sys
+
+from ._errors import (
+    MessageTooLarge,
+    QueueEmpty,
+    QueueExists,
+    QueueFull,
+    QueueNotFound,
+    QueuePermissionError,
+    QueueRemoved,
+    SysVMQError,
+    UnsupportedOperation,
+)
+from ._queue import (
+    HAS_IPC_INFO,
+    HAS_MSG_COPY,
+    HAS_MSG_EXCEPT,
+    HAS_MSG_INFO,
+    HAS_MSG_STAT,
+    HAS_MSG_STAT_ANY,
+    IPC_CREAT,
+    IPC_EXCL,
+    IPC_NOWAIT,
+    IPC_PRIVATE,
+    IPC_RMID,
+    IPC_SET,
+    IPC_STAT,
+    MSG_NOERROR,
+    SysVMQ,
+    ftok,
+    limits,
+    queues,
+    usage,
+)
+from ._stats import Limits, Message, QueueStats, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SysVMQ",
+    "Message",
+    "QueueStats",
+    "Limits",
+    "Usage",
+    "ftok",
+    "limits",
+    "usage",
+    "queues",
+    "SysVMQError",
+    "QueueEmpty",
+    "QueueFull",
+    "QueueRemoved",
+    "QueueNotFound",
+    "QueueExists",
+    "QueuePermissionError",
+    "MessageTooLarge",
+    "UnsupportedOperation",
+    "IPC_PRIVATE",
+    "IPC_CREAT",
+    "IPC_EXCL",
+    "IPC_NOWAIT",
+    "IPC_RMID",
+    "IPC_SET",
+    "IPC_STAT",
+    "MSG_NOERROR",
+    "HAS_IPC_INFO",
+    "HAS_MSG_INFO",
+    "HAS_MSG_STAT",
+    "HAS_MSG_STAT_ANY",
+    "HAS_MSG_EXCEPT",
+    "HAS_MSG_COPY",
+    "__version__",
+]
+
+# Linux's extra msgctl commands and msgrcv flags exist only there (HAS_* say so at run time).
+if sys.platform == "linux":
+    from ._queue import IPC_INFO, MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY
+
+    __all__ += ["IPC_INFO", "MSG_INFO", "MSG_STAT", "MSG_STAT_ANY", "MSG_EXCEPT", "MSG_COPY"]

@@ -1,0 +1,87 @@
+"""``python -m sysvmq demo``: two processes talk through a private queue, with figures."""
+
+import multiprocessing
+import os
+import statistics
+import time
+from typing import List, TextIO
+
+from ._queue import SysVMQ
+
+# One queue carries both directions; message types keep them apart. The worker
+# takes the lowest type <= WORKER_TYPES first (type=-WORKER_TYPES), so a STOP
+# queued behind data is read after it; the parent takes only REPLY.
+REQUEST, DATA, STOP = 1, 2, 3
+WORKER_TYPES = 8
+REPLY = 9
+WAIT = 30.0  # seconds: a parent never blocks for ever on a worker that died
+
+
+def _worker(q: SysVMQ) -> None:
+    received = nbytes = 0
+    while True:
+        data, mtype = q.receive_message(type=-WORKER_TYPES)
+        if mtype == REQUEST:
+            q.send(f"{data.decode()} -> pong from pid {os.getpid()}", REPLY)
+        elif mtype == DATA:
+            received += 1
+            nbytes += len(data)
+        else:
+            q.send(f"{received} {nbytes}", REPLY)
+            return
+
+
+def run(out: TextIO, messages: int = 100_000, size: int = 64, pings: int = 5_000) -> None:
+    """Create a private queue, start a worker process, exchange messages both ways, report, remove."""
+    q = SysVMQ.private()
+    ctx = multiprocessing.get_context("spawn")  # the handle travels pickled, as under any start method
+    worker = ctx.Process(target=_worker, args=(q,), daemon=True)
+    say = out.write
+    say(f"created private queue id {q.id}; starting a worker process\n")
+    worker.start()
+    try:
+        say(f"\n1. requests (type {REQUEST}) from pid {os.getpid()}, replies (type {REPLY}) from the worker:\n")
+        for n in range(1, 4):
+            q.send(f"ping {n}", REQUEST)
+            say(f"   {q.receive(REPLY, timeout=WAIT).decode()}\n")
+
+        say(f"\n2. one-way stream: {messages:,} messages of {size} bytes (type {DATA})\n")
+        payload = os.urandom(size)
+        start = time.perf_counter()
+        for _ in range(messages):
+            q.send(payload, DATA)
+        q.send(b"", STOP)
+        got, nbytes = map(int, q.receive(REPLY, timeout=WAIT).split())
+        elapsed = time.perf_counter() - start
+        say(f"   the worker received {got:,} messages, {nbytes:,} bytes, in {elapsed:.3f} s\n")
+        say(f"   {got / elapsed:,.0f} messages/s, {nbytes / elapsed / 1e6:.1f} MB/s\n")
+
+        worker.join(WAIT)
+        worker = ctx.Process(target=_worker, args=(q,), daemon=True)
+        worker.start()
+        q.send(b"warm-up", REQUEST)
+        q.receive(REPLY, timeout=WAIT)
+        say(f"\n3. round trips: {pings:,} request/reply pairs\n")
+        times: List[float] = []
+        for _ in range(pings):
+            t0 = time.perf_counter()
+            q.send(b"x", REQUEST)
+            q.receive(REPLY, timeout=WAIT)
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        p99 = times[int(len(times) * 0.99)]
+        say(f"   median {statistics.median(times) * 1e6:.1f} us, p99 {p99 * 1e6:.1f} us per round trip\n")
+        q.send(b"", STOP)
+        q.receive(REPLY, timeout=WAIT)
+
+        st = q.stats()
+        say(
+            f"\nqueue {st.id} now: {st.count} messages, {st.size} bytes queued (max {st.max_size}); "
+            f"last send by pid {st.last_send_pid}, last receive by pid {st.last_receive_pid}\n"
+        )
+    finally:
+        q.destroy()
+        worker.join(WAIT)
+        if worker.is_alive():
+            worker.kill()
+    say(f"removed queue {q.id}\n")

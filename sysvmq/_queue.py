@@ -1,0 +1,922 @@
+"""SysVMQ, the facade over msgget/msgsnd/msgrcv/msgctl, and the module functions.
+
+This is the only module that imports the compiled binding. Every call site
+follows one pattern: call, read ``ffi.errno`` at once (the next C call in this
+thread overwrites it), retry on EINTR (PEP 475: the interpreter runs signal
+handlers before the retry, and one that raises ends the call), else raise
+from the table in ``_errors``.
+"""
+
+import errno
+import math
+import numbers
+import operator
+import os
+import threading
+import time
+from typing import Any, List, Optional, Tuple, Type, TypeVar, Union
+
+from ._errors import (
+    MessageTooLarge,
+    QueueEmpty,
+    QueueFull,
+    QueueNotFound,
+    QueuePermissionError,
+    QueueRemoved,
+    SysVMQError,
+    UnsupportedOperation,
+    error_from_errno,
+)
+from ._stats import Limits, Message, QueueStats, Usage, stats_from_msqid_ds
+from ._sysvmq_cffi import ffi, lib
+
+__all__ = ["SysVMQ", "ftok", "limits", "usage", "queues"]
+
+IPC_PRIVATE: int = lib.IPC_PRIVATE
+IPC_CREAT: int = lib.IPC_CREAT
+IPC_EXCL: int = lib.IPC_EXCL
+IPC_NOWAIT: int = lib.IPC_NOWAIT
+IPC_RMID: int = lib.IPC_RMID
+IPC_SET: int = lib.IPC_SET
+IPC_STAT: int = lib.IPC_STAT
+MSG_NOERROR: int = lib.MSG_NOERROR
+# Linux only; 0 elsewhere, where the matching HAS_ flag is False.
+IPC_INFO: int = lib.IPC_INFO
+MSG_INFO: int = lib.MSG_INFO
+MSG_STAT: int = lib.MSG_STAT
+MSG_STAT_ANY: int = lib.MSG_STAT_ANY
+MSG_EXCEPT: int = lib.MSG_EXCEPT
+MSG_COPY: int = lib.MSG_COPY
+
+HAS_IPC_INFO: bool = bool(lib.HAS_IPC_INFO)
+HAS_MSG_INFO: bool = bool(lib.HAS_MSG_INFO)
+HAS_MSG_STAT: bool = bool(lib.HAS_MSG_STAT)
+HAS_MSG_STAT_ANY: bool = bool(lib.HAS_MSG_STAT_ANY)
+HAS_MSG_EXCEPT: bool = bool(lib.HAS_MSG_EXCEPT)
+HAS_MSG_COPY: bool = bool(lib.HAS_MSG_COPY)
+
+_LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
+_LONG_MIN = -_LONG_MAX - 1
+_ULONG_MAX = (1 << (8 * ffi.sizeof("unsigned long"))) - 1
+_INT_MAX = (1 << (8 * ffi.sizeof("int") - 1)) - 1
+_ID_MAX = (1 << (8 * ffi.sizeof("uid_t"))) - 2  # (uid_t)-1 means "no change" to the kernel
+_KEY_BITS = 8 * ffi.sizeof("key_t")
+_KEY_MASK = (1 << _KEY_BITS) - 1
+_KEY_SIGN = 1 << (_KEY_BITS - 1)
+_PERMS = 0o777
+_DEFAULT_MODE = 0o600
+_SEND_FLAGS = IPC_NOWAIT
+_RECEIVE_FLAGS = IPC_NOWAIT | MSG_NOERROR | MSG_EXCEPT
+# Without IPC_INFO (macOS, the BSDs) the default buffer is the historical msgmax.
+_FALLBACK_MSGMAX = 8192
+
+# SysV has no timed msgsnd/msgrcv. A timed call makes non-blocking tries with
+# sleeps between, doubling from the first to the last: a message that arrives
+# is taken within about _POLL_MAX, and a wait costs ~1000 wake-ups a second.
+_POLL_FIRST = 50e-6
+_POLL_MAX = 1e-3
+
+_TEXT_OFFSET = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
+_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+_monotonic = time.monotonic
+_sleep = time.sleep
+
+_Q = TypeVar("_Q", bound="SysVMQ")
+Buffer = Any  # anything with the buffer protocol; typing gains a name for it in 3.12
+
+
+class _Scratch(threading.local):
+    """This thread's msgbuf for msgrcv(2).
+
+    cffi releases the GIL during the call, so one buffer shared between threads
+    would be a data race; one per thread needs no lock. It grows to the largest
+    receive the thread has made.
+    """
+
+    size = -1
+    raw: Any = None
+    buf: Any = None
+    text: Any = None
+
+    def grow(self, size: int) -> None:
+        self.raw = _alloc("char[]", _TEXT_OFFSET + max(size, 1))
+        self.buf = ffi.cast("struct sysvmq_msgbuf *", self.raw)
+        self.text = self.buf.mtext
+        self.size = size
+
+
+_scratch = _Scratch()
+
+
+class _Backoff:
+    """The sleeps between the non-blocking tries of a timed call."""
+
+    __slots__ = ("deadline", "delay")
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = _monotonic() + timeout
+        self.delay = _POLL_FIRST
+
+    def wait(self) -> bool:
+        """Sleep before the next try; False once the deadline has passed.
+
+        time.sleep retries on EINTR itself and lets a raising handler through.
+        """
+        remaining = self.deadline - _monotonic()
+        if remaining <= 0:
+            return False
+        _sleep(min(self.delay, remaining))
+        self.delay = min(self.delay * 2, _POLL_MAX)
+        return True
+
+
+# -- argument checks: clear errors before any syscall -------------------------
+
+
+def _int_arg(name: str, value: object) -> int:
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return operator.index(value)  # type: ignore[arg-type]
+
+
+def _key_arg(key: object) -> int:
+    """The key as the unsigned 32-bit number ``ipcs`` shows."""
+    k = _int_arg("key", key)
+    if not -_KEY_SIGN <= k <= _KEY_MASK:
+        raise ValueError(
+            f"key {k} is out of range: a key is {_KEY_BITS} bits, "
+            f"0..{_KEY_MASK:#x} or the negative int with the same bits"
+        )
+    return k & _KEY_MASK
+
+
+def _c_key(ukey: int) -> int:
+    return ukey - (1 << _KEY_BITS) if ukey & _KEY_SIGN else ukey
+
+
+def _mode_arg(mode: object) -> int:
+    m = _int_arg("mode", mode)
+    if not 0 <= m <= _PERMS:
+        raise ValueError(f"mode {m:#o} is out of range: permission bits are 0..0o777")
+    return m
+
+
+def _buffer_size_arg(buffer_size: object) -> int:
+    msgmax = _msgmax()
+    if buffer_size is None:
+        return msgmax
+    size = _int_arg("buffer_size", buffer_size)
+    if size < 0:
+        raise ValueError(f"buffer_size must not be negative, not {size}")
+    if size > msgmax:
+        raise ValueError(
+            f"buffer_size {size} exceeds kernel.msgmax ({msgmax}): "
+            "no message can be longer; raise the sysctl first"
+        )
+    return size
+
+
+def _send_type_arg(mtype: object) -> int:
+    t = _int_arg("type", mtype)
+    if not 0 < t <= _LONG_MAX:
+        raise ValueError(f"type must be 1..{_LONG_MAX} (a positive C long) to send, not {t}")
+    return t
+
+
+def _receive_type_arg(mtype: object) -> int:
+    t = _int_arg("type", mtype)
+    if not _LONG_MIN <= t <= _LONG_MAX:
+        raise ValueError(f"type must fit a C long ({_LONG_MIN}..{_LONG_MAX}), not {t}")
+    return t
+
+
+def _flags_arg(flags: object, allowed: int, call: str) -> int:
+    f = _int_arg("flags", flags)
+    if f & ~allowed or f < 0:
+        if call == "receive" and f & MSG_COPY and HAS_MSG_COPY:
+            raise ValueError("MSG_COPY is not a receive flag: use peek() to copy a message")
+        raise ValueError(f"unknown flag bits {f & ~allowed:#o} for {call}(); allowed: {allowed:#o}")
+    return f
+
+
+def _timeout_arg(timeout: object, nowait: bool) -> Optional[float]:
+    """Seconds to wait, or None to block without a deadline."""
+    if timeout is None:
+        return None
+    if nowait:
+        raise ValueError("timeout cannot be combined with block=False or IPC_NOWAIT")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
+    return None if math.isinf(seconds) else seconds
+
+
+def _message_arg(message: object) -> Any:
+    """bytes stay as they are; str becomes UTF-8; other buffers are borrowed, not copied."""
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    if isinstance(message, bytes):
+        return message
+    try:
+        return ffi.from_buffer(message)
+    except TypeError:
+        raise TypeError(
+            f"message must be bytes, a bytes-like object or str, not {type(message).__name__}"
+        ) from None
+    except BufferError as exc:
+        raise TypeError(f"message must be a C-contiguous buffer ({exc})") from None
+
+
+def _writable_arg(buffer: object) -> Any:
+    try:
+        return ffi.from_buffer(buffer, require_writable=True)
+    except TypeError:
+        raise TypeError(
+            f"buffer must be a writable bytes-like object, not {type(buffer).__name__}"
+        ) from None
+    except BufferError as exc:
+        raise TypeError(f"buffer must be a writable, C-contiguous buffer ({exc})") from None
+
+
+def _release(data: Any) -> None:
+    # A borrowed buffer pins its object (a bytearray cannot resize) until
+    # released; on PyPy the garbage collector would release it much later.
+    if not isinstance(data, bytes):
+        ffi.release(data)
+
+
+# -- the kernel's view of itself ----------------------------------------------
+
+
+def _msginfo(cmd: int, name: str) -> Tuple[int, Any]:
+    info = ffi.new("struct sysvmq_msginfo *")
+    rc = lib.sysvmq_msginfo(cmd, info)
+    if rc < 0:
+        raise error_from_errno(ffi.errno, f"msgctl({name})")
+    return rc, info
+
+
+def _msgmax() -> int:
+    return limits().msgmax if HAS_IPC_INFO else _FALLBACK_MSGMAX
+
+
+def _stats_of(msqid: int, ds: Any) -> QueueStats:
+    return stats_from_msqid_ds(msqid, ds, lib.sysvmq_key(ds), lib.sysvmq_cbytes(ds))
+
+
+def limits() -> Limits:
+    """The kernel's limits on queues, from ``msgctl(IPC_INFO)``.
+
+    Raises:
+        UnsupportedOperation: the platform has no IPC_INFO (only Linux does).
+    """
+    if not HAS_IPC_INFO:
+        raise UnsupportedOperation(errno.ENOSYS, "IPC_INFO is Linux-only")
+    _, i = _msginfo(IPC_INFO, "IPC_INFO")
+    return Limits(
+        msgmax=i.msgmax,
+        msgmnb=i.msgmnb,
+        msgmni=i.msgmni,
+        msgpool=i.msgpool,
+        msgmap=i.msgmap,
+        msgtql=i.msgtql,
+        msgssz=i.msgssz,
+        msgseg=i.msgseg,
+    )
+
+
+def usage() -> Usage:
+    """Queues, messages and bytes in use system-wide, from ``msgctl(MSG_INFO)``.
+
+    Raises:
+        UnsupportedOperation: the platform has no MSG_INFO (only Linux does).
+    """
+    if not HAS_MSG_INFO:
+        raise UnsupportedOperation(errno.ENOSYS, "MSG_INFO is Linux-only")
+    _, i = _msginfo(MSG_INFO, "MSG_INFO")
+    return Usage(queues=i.msgpool, messages=i.msgmap, bytes=i.msgtql)
+
+
+def queues() -> List[QueueStats]:
+    """Every queue the caller may see, in the order ``ipcs -q`` lists them.
+
+    Uses MSG_STAT_ANY (Linux 4.17+), which lists queues the caller cannot
+    read, and falls back to MSG_STAT, which lists only readable ones.
+
+    Raises:
+        UnsupportedOperation: the platform has no MSG_STAT (only Linux does).
+    """
+    if not HAS_MSG_STAT:
+        raise UnsupportedOperation(errno.ENOSYS, "MSG_STAT is Linux-only")
+    max_index, info = _msginfo(MSG_INFO, "MSG_INFO")
+    in_use = info.msgpool
+    ds = ffi.new("struct msqid_ds *")
+    commands = (MSG_STAT_ANY, MSG_STAT) if HAS_MSG_STAT_ANY else (MSG_STAT,)
+    found: List[QueueStats] = []
+    for cmd in commands:
+        for index in range(max_index + 1):
+            msqid = lib.msgctl(index, cmd, ds)
+            if msqid >= 0:
+                found.append(_stats_of(msqid, ds))
+                continue
+            err = ffi.errno
+            # An unused index is EINVAL; a queue MSG_STAT may not read, EACCES.
+            if err not in (errno.EINVAL, errno.EACCES, errno.EIDRM):
+                raise error_from_errno(err, f"msgctl(index {index})")
+        if found or not in_use:
+            break
+        # Queues exist but MSG_STAT_ANY saw none: a kernel older than 4.17.
+    return found
+
+
+def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj_id: int = 1) -> int:
+    """The key ``ftok(3)`` derives from an existing file and a project id.
+
+    Args:
+        path: an existing file; its inode and device make the key.
+        proj_id: 1..255; ftok uses only the low 8 bits, and POSIX leaves 0 unspecified.
+
+    Returns:
+        The key, unsigned (0..2**32-1), like ``SysVMQ.key``.
+
+    Raises:
+        OSError: the path cannot be stat()ed (FileNotFoundError if missing).
+    """
+    p = _int_arg("proj_id", proj_id)
+    if not 1 <= p <= 255:
+        raise ValueError(f"proj_id must be 1..255 (ftok uses its low 8 bits), not {p}")
+    raw = os.fsencode(path)
+    key = ffi.new("long long *")
+    if lib.sysvmq_ftok(raw, p, key) < 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err), os.fsdecode(raw))
+    return int(key[0]) & _KEY_MASK
+
+
+# -- the handle ---------------------------------------------------------------
+
+
+class SysVMQ:
+    """One handle on one kernel message queue.
+
+    The handle is only the queue's id: it holds no OS resource, works in a
+    forked child, pickles to another process, and may be used by many threads
+    at once. Only ``destroy()`` removes the queue.
+
+    Args:
+        key: the queue's key, 0..2**32-1 (or the negative int with the same
+            bits), or IPC_PRIVATE for a new queue no other key reaches.
+        buffer_size: the longest message this handle receives; None means
+            the kernel's current msgmax.
+        flags: msgget(2) flags, IPC_CREAT and IPC_EXCL, or-ed with the
+            permission bits. Creating with no permission bits gives 0o600.
+
+    Raises:
+        QueueNotFound: no queue has the key, and IPC_CREAT was not given.
+        QueueExists: IPC_CREAT | IPC_EXCL, and a queue has the key.
+        SysVMQError: any other failure of msgget(2), such as ENOSPC when
+            kernel.msgmni queues exist.
+    """
+
+    __slots__ = ("_id", "_key", "_buffer_size", "__weakref__")
+
+    _id: int
+    _key: int
+    _buffer_size: int
+
+    def __init__(self, key: int, buffer_size: Optional[int] = None, flags: int = 0) -> None:
+        ukey = _key_arg(key)
+        f = _int_arg("flags", flags)
+        if f & ~(IPC_CREAT | IPC_EXCL | _PERMS) or f < 0:
+            raise ValueError(
+                f"unknown flag bits {f & ~(IPC_CREAT | IPC_EXCL | _PERMS):#o} for msgget; "
+                "allowed: IPC_CREAT, IPC_EXCL and the permission bits 0o777"
+            )
+        self._buffer_size = _buffer_size_arg(buffer_size)
+        self._key = ukey
+        self._id = _msgget(ukey, f)
+
+    # named constructors
+
+    @classmethod
+    def create(
+        cls: Type[_Q],
+        key: int,
+        *,
+        mode: int = _DEFAULT_MODE,
+        exclusive: bool = False,
+        buffer_size: Optional[int] = None,
+    ) -> _Q:
+        """Open the queue with this key, creating it (with ``mode``) if there is none.
+
+        Raises:
+            QueueExists: ``exclusive`` and the queue exists already.
+        """
+        flags = IPC_CREAT | _mode_arg(mode) | (IPC_EXCL if exclusive else 0)
+        return cls(key, buffer_size, flags)
+
+    @classmethod
+    def open(cls: Type[_Q], key: int, *, buffer_size: Optional[int] = None) -> _Q:
+        """Open the existing queue with this key.
+
+        Raises:
+            ValueError: ``key`` is IPC_PRIVATE, which names no existing queue.
+            QueueNotFound: no queue has this key.
+        """
+        if _key_arg(key) == IPC_PRIVATE:
+            raise ValueError("IPC_PRIVATE names no existing queue: use private() or attach(id)")
+        return cls(key, buffer_size, 0)
+
+    @classmethod
+    def private(cls: Type[_Q], *, mode: int = _DEFAULT_MODE, buffer_size: Optional[int] = None) -> _Q:
+        """Create a new queue that no key reaches; share it by id or by pickling the handle."""
+        return cls(IPC_PRIVATE, buffer_size, IPC_CREAT | _mode_arg(mode))
+
+    @classmethod
+    def attach(cls: Type[_Q], msqid: int, *, buffer_size: Optional[int] = None) -> _Q:
+        """A handle on the queue with this id, as ``ipcs -q`` shows it.
+
+        Raises:
+            QueueNotFound: no queue has this id.
+        """
+        qid = _int_arg("msqid", msqid)
+        if not 0 <= qid <= _INT_MAX:
+            raise ValueError(f"msqid must be 0..{_INT_MAX}, not {qid}")
+        size = _buffer_size_arg(buffer_size)
+        return cls._restore(qid, _key_of(qid), size)
+
+    @classmethod
+    def _restore(cls: Type[_Q], msqid: int, key: int, buffer_size: int) -> _Q:
+        self = cls.__new__(cls)
+        self._id = msqid
+        self._key = key
+        self._buffer_size = buffer_size
+        return self
+
+    # attributes
+
+    @property
+    def id(self) -> int:
+        """The queue's id, as ``ipcs -q`` shows it."""
+        return self._id
+
+    @property
+    def key(self) -> int:
+        """The queue's key, unsigned; 0 (IPC_PRIVATE) for a private queue."""
+        return self._key
+
+    @property
+    def buffer_size(self) -> int:
+        """The longest message ``receive`` and ``peek`` return whole."""
+        return self._buffer_size
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self._id} key={self._key:#010x} buffer_size={self._buffer_size}>"
+
+    def __reduce__(self) -> Tuple[Any, Tuple[int, int, int]]:
+        return (type(self)._restore, (self._id, self._key, self._buffer_size))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SysVMQ):
+            return self._id == other._id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def _describe(self) -> str:
+        key = "private" if self._key == IPC_PRIVATE else f"key {self._key:#010x}"
+        return f"queue {self._id} ({key})"
+
+    # sending
+
+    def send(
+        self,
+        message: Union[bytes, str, Buffer],
+        type: int = 1,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Queue one message.
+
+        Args:
+            message: bytes, any C-contiguous buffer (not copied before the
+                kernel copies it), or str, sent as UTF-8.
+            type: 1..LONG_MAX; receivers select messages by it.
+            flags: IPC_NOWAIT, the same as ``block=False``.
+            block: wait while the queue is full; False raises QueueFull instead.
+            timeout: seconds to wait for room (QueueFull when they pass);
+                None or math.inf waits for ever, 0 tries once.
+
+        Raises:
+            MessageTooLarge: longer than kernel.msgmax, or than the queue's
+                max_size (which it could never fit); nothing is queued.
+            QueueFull: no room, with ``block=False`` or once ``timeout`` passes.
+            QueueRemoved: the queue is gone, or was removed while waiting.
+            QueuePermissionError: no write permission on the queue.
+        """
+        if (
+            message.__class__ is bytes
+            and type.__class__ is int
+            and 0 < type <= _LONG_MAX
+            and not flags
+            and block
+            and timeout is None
+        ):
+            if lib.sysvmq_send(self._id, type, message, len(message), IPC_NOWAIT) == 0:
+                return
+        t = _send_type_arg(type)
+        f = _flags_arg(flags, _SEND_FLAGS, "send")
+        nowait = not block or bool(f & IPC_NOWAIT)
+        wait = _timeout_arg(timeout, nowait)
+        data = _message_arg(message)
+        try:
+            self._send(data, len(data), t, nowait, wait)
+        finally:
+            _release(data)
+
+    def _send(self, data: Any, size: int, mtype: int, nowait: bool, timeout: Optional[float]) -> None:
+        # Every try is IPC_NOWAIT first: a full queue is the only case that
+        # needs the max_size check (Linux blocks for ever on a message longer
+        # than the queue's max_size), and it stays off the fast path.
+        backoff: Optional[_Backoff] = None
+        while True:
+            if lib.sysvmq_send(self._id, mtype, data, size, IPC_NOWAIT) == 0:
+                return
+            err = ffi.errno
+            if err == errno.EAGAIN and not nowait:
+                if backoff is None:
+                    self._check_fits(size)
+                    if timeout is None:
+                        return self._send_blocking(data, size, mtype)
+                    backoff = _Backoff(timeout)
+                if backoff.wait():
+                    continue
+            raise self._send_error(err, size, timeout)
+
+    def _send_blocking(self, data: Any, size: int, mtype: int) -> None:
+        while lib.sysvmq_send(self._id, mtype, data, size, 0) != 0:
+            err = ffi.errno
+            if err != errno.EINTR:
+                raise self._send_error(err, size, None)
+
+    def _check_fits(self, size: int) -> None:
+        try:
+            max_size = self.stats().max_size
+        except QueuePermissionError:
+            return  # a write-only producer cannot read max_size: just wait
+        if size > max_size:
+            raise MessageTooLarge(
+                errno.E2BIG,
+                f"msgsnd on {self._describe()}: a message of {size} bytes exceeds the "
+                f"queue's max_size ({max_size}) and could never be queued; raise it with "
+                f"update(max_size=...) up to kernel.msgmnb ({_msgmnb()}), beyond that "
+                "with the sysctl or CAP_SYS_RESOURCE",
+            )
+
+    def _send_error(self, err: int, size: int, timeout: Optional[float]) -> SysVMQError:
+        where = f"msgsnd on {self._describe()}"
+        if err == errno.EAGAIN:
+            waited = f" within {timeout:g} s" if timeout else ""
+            return QueueFull(err, f"{where}: no room for a {size}-byte message{waited}")
+        if err == errno.EINVAL:
+            msgmax = _msgmax()
+            if size > msgmax:
+                return MessageTooLarge(
+                    errno.E2BIG,
+                    f"{where}: a message of {size} bytes exceeds kernel.msgmax ({msgmax}); "
+                    "raise the sysctl to send it",
+                )
+            return self._einval(where)
+        if err in (errno.EACCES, errno.EPERM):
+            return error_from_errno(err, where, "no write permission")
+        return error_from_errno(err, where)
+
+    # receiving
+
+    def receive(
+        self,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> bytes:
+        """Take one message off the queue and return its bytes.
+
+        Args:
+            type: 0 takes the first message; > 0 the first of that type;
+                < 0 the first of the lowest type <= abs(type).
+            flags: IPC_NOWAIT, MSG_NOERROR (``truncate=True``), MSG_EXCEPT
+                (Linux: with type > 0, the first of any other type).
+            block: wait for a message; False raises QueueEmpty instead.
+            timeout: seconds to wait (QueueEmpty when they pass); None or
+                math.inf waits for ever, 0 tries once.
+            truncate: return the first ``buffer_size`` bytes of a longer
+                message (the rest is lost) instead of raising.
+
+        Raises:
+            QueueEmpty: nothing matches, with ``block=False`` or once ``timeout`` passes.
+            MessageTooLarge: the message is longer than ``buffer_size``; it stays queued.
+            QueueRemoved: the queue is gone, or was removed while waiting.
+            QueuePermissionError: no read permission on the queue.
+        """
+        if type.__class__ is int and not flags and block and timeout is None and not truncate:
+            size = self._buffer_size
+            s = _scratch
+            if s.size < size:
+                s.grow(size)
+            try:
+                n = lib.msgrcv(self._id, s.buf, size, type, 0)
+            except OverflowError:
+                n = -1  # a type beyond C long: the general path says so
+            if n >= 0:
+                return ffi.unpack(s.text, n)  # type: ignore[no-any-return]
+        n = self._receive(self._buffer_size, type, flags, block, timeout, truncate, ffi.NULL)
+        return ffi.unpack(_scratch.text, n)  # type: ignore[no-any-return]
+
+    def receive_message(
+        self,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> Message:
+        """As ``receive``, returning the message's type as well: ``Message(data, type)``."""
+        n = self._receive(self._buffer_size, type, flags, block, timeout, truncate, ffi.NULL)
+        s = _scratch
+        return Message(ffi.unpack(s.text, n), int(s.buf.mtype))
+
+    def receive_into(
+        self,
+        buffer: Buffer,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> Tuple[int, int]:
+        """As ``receive``, copying the message into a writable buffer instead of new bytes.
+
+        The message may be as long as the buffer, whatever ``buffer_size`` is.
+
+        Returns:
+            ``(nbytes, type)``: how many bytes were written, and the message's type.
+
+        Raises:
+            TypeError: the buffer is read-only or not C-contiguous.
+            MessageTooLarge: the message is longer than the buffer; it stays queued.
+        """
+        dest = _writable_arg(buffer)
+        try:
+            n = self._receive(len(dest), type, flags, block, timeout, truncate, dest)
+        finally:
+            ffi.release(dest)
+        return n, int(_scratch.buf.mtype)
+
+    def _receive(
+        self,
+        size: int,
+        mtype: object,
+        flags: object,
+        block: bool,
+        timeout: object,
+        truncate: bool,
+        dest: Any,
+    ) -> int:
+        """msgrcv into this thread's scratch buffer (and ``dest``); returns the length."""
+        t = _receive_type_arg(mtype)
+        f = _flags_arg(flags, _RECEIVE_FLAGS, "receive")
+        if truncate:
+            f |= MSG_NOERROR
+        if not block:
+            f |= IPC_NOWAIT
+        wait = _timeout_arg(timeout, bool(f & IPC_NOWAIT))
+        backoff: Optional[_Backoff] = None
+        if wait is not None:
+            backoff = _Backoff(wait)
+            f |= IPC_NOWAIT
+        s = _scratch
+        if s.size < size:
+            s.grow(size)
+        while True:
+            n: int = lib.sysvmq_receive_into(self._id, s.buf, size, t, f, dest)
+            if n >= 0:
+                return n
+            err = ffi.errno
+            if err == errno.EINTR:
+                continue
+            if err == errno.ENOMSG and backoff is not None and backoff.wait():
+                continue
+            raise self._receive_error(err, t, f, size, wait)
+
+    def _receive_error(
+        self, err: int, mtype: int, flags: int, size: int, timeout: Optional[float]
+    ) -> SysVMQError:
+        where = f"msgrcv on {self._describe()}"
+        if err == errno.ENOMSG:
+            waited = f" within {timeout:g} s" if timeout else ""
+            return QueueEmpty(err, f"{where}: no message{_selector(mtype, flags)}{waited}")
+        if err == errno.E2BIG:
+            return MessageTooLarge(
+                err,
+                f"{where}: the next message{_selector(mtype, flags)} is longer than the "
+                f"{size}-byte buffer and stays queued; pass truncate=True or a larger buffer",
+            )
+        if err == errno.EINVAL:
+            return self._einval(where)
+        if err in (errno.EACCES, errno.EPERM):
+            return error_from_errno(err, where, "no read permission")
+        return error_from_errno(err, where)
+
+    def peek(self, index: int = 0, *, truncate: bool = False) -> Message:
+        """Copy the index-th message (0 is the oldest) without taking it off the queue.
+
+        Uses msgrcv's MSG_COPY (Linux 3.8+, kernels built with CONFIG_CHECKPOINT_RESTORE).
+
+        Raises:
+            QueueEmpty: the queue holds no message at ``index``.
+            MessageTooLarge: the message is longer than ``buffer_size`` (unless ``truncate``).
+            UnsupportedOperation: the platform or kernel lacks MSG_COPY.
+        """
+        i = _int_arg("index", index)
+        if not 0 <= i <= _LONG_MAX:
+            raise ValueError(f"index must be 0..{_LONG_MAX}, not {i}")
+        where = f"peek at index {i} of {self._describe()}"
+        if not HAS_MSG_COPY:
+            raise UnsupportedOperation(errno.ENOSYS, f"{where}: MSG_COPY is Linux-only")
+        f = IPC_NOWAIT | MSG_COPY | (MSG_NOERROR if truncate else 0)
+        size = self._buffer_size
+        s = _scratch
+        if s.size < size:
+            s.grow(size)
+        n = lib.sysvmq_receive_into(self._id, s.buf, size, i, f, ffi.NULL)
+        if n >= 0:
+            return Message(ffi.unpack(s.text, n), int(s.buf.mtype))
+        err = ffi.errno
+        if err == errno.ENOMSG:
+            raise QueueEmpty(err, f"{where}: the queue holds no message there")
+        if err == errno.ENOSYS:
+            raise UnsupportedOperation(err, f"{where}: the kernel lacks MSG_COPY (CONFIG_CHECKPOINT_RESTORE)")
+        raise self._receive_error(err, 0, 0, size, None)
+
+    # control
+
+    def stats(self) -> QueueStats:
+        """One ``msgctl(IPC_STAT)`` snapshot of the queue.
+
+        Raises:
+            QueuePermissionError: no read permission on the queue.
+            QueueRemoved: the queue is gone.
+        """
+        ds = ffi.new("struct msqid_ds *")
+        if lib.msgctl(self._id, IPC_STAT, ds) < 0:
+            raise self._ctl_error(ffi.errno, "IPC_STAT", "no read permission")
+        return _stats_of(self._id, ds)
+
+    def update(
+        self,
+        *,
+        max_size: Optional[int] = None,
+        mode: Optional[int] = None,
+        uid: Optional[int] = None,
+        gid: Optional[int] = None,
+    ) -> None:
+        """Change the queue's max_size, permission bits or owner, in one ``msgctl(IPC_SET)``.
+
+        Args:
+            max_size: the most bytes the queue holds (msg_qbytes); above
+                kernel.msgmnb needs CAP_SYS_RESOURCE.
+            mode: permission bits, 0..0o777.
+            uid, gid: the new owner.
+
+        Raises:
+            QueuePermissionError: not the owner or creator (nor CAP_SYS_ADMIN),
+                or max_size above kernel.msgmnb without CAP_SYS_RESOURCE.
+        """
+        if max_size is None and mode is None and uid is None and gid is None:
+            raise ValueError("update() needs at least one of max_size, mode, uid, gid")
+        if max_size is not None:
+            max_size = _int_arg("max_size", max_size)
+            if not 1 <= max_size <= _ULONG_MAX:
+                raise ValueError(
+                    f"max_size must be 1..{_ULONG_MAX} bytes (a queue of 0 holds nothing), not {max_size}"
+                )
+        if mode is not None:
+            mode = _mode_arg(mode)
+        for name, value in (("uid", uid), ("gid", gid)):
+            if value is not None and not 0 <= _int_arg(name, value) <= _ID_MAX:
+                raise ValueError(f"{name} must be 0..{_ID_MAX}, not {value}")
+        ds = ffi.new("struct msqid_ds *")
+        if lib.msgctl(self._id, IPC_STAT, ds) < 0:
+            raise self._ctl_error(ffi.errno, "IPC_STAT", "no read permission")
+        if max_size is not None:
+            ds.msg_qbytes = max_size
+        if mode is not None:
+            ds.msg_perm.mode = (ds.msg_perm.mode & ~_PERMS) | mode
+        if uid is not None:
+            ds.msg_perm.uid = uid
+        if gid is not None:
+            ds.msg_perm.gid = gid
+        if lib.msgctl(self._id, IPC_SET, ds) < 0:
+            err = ffi.errno
+            detail = "only the owner or creator, or CAP_SYS_ADMIN, may change the queue"
+            if err == errno.EPERM and max_size is not None and max_size > _msgmnb():
+                detail = f"raising max_size above kernel.msgmnb ({_msgmnb()}) needs CAP_SYS_RESOURCE"
+            raise self._ctl_error(err, "IPC_SET", detail)
+
+    def destroy(self) -> None:
+        """Remove the queue (``msgctl(IPC_RMID)``); its messages are lost and waiters get QueueRemoved.
+
+        Raises:
+            QueuePermissionError: not the owner or creator, nor CAP_SYS_ADMIN.
+            QueueRemoved: the queue is gone already.
+        """
+        if lib.msgctl(self._id, IPC_RMID, ffi.NULL) < 0:
+            raise self._ctl_error(
+                ffi.errno, "IPC_RMID", "only the owner or creator, or CAP_SYS_ADMIN, may remove the queue"
+            )
+
+    def _ctl_error(self, err: int, cmd: str, denied: str) -> SysVMQError:
+        where = f"msgctl({cmd}) on {self._describe()}"
+        if err == errno.EINVAL:
+            return self._einval(where)
+        if err in (errno.EACCES, errno.EPERM):
+            return error_from_errno(err, where, denied)
+        return error_from_errno(err, where)
+
+    def _einval(self, where: str) -> SysVMQError:
+        """EINVAL means a bad argument, or an id that names no queue any more: look."""
+        if lib.msgctl(self._id, IPC_STAT, ffi.new("struct msqid_ds *")) < 0 and ffi.errno in (
+            errno.EINVAL,
+            errno.EIDRM,
+        ):
+            return QueueRemoved(errno.EIDRM, f"{where}: the queue no longer exists")
+        return error_from_errno(errno.EINVAL, where)
+
+
+def _selector(mtype: int, flags: int) -> str:
+    if mtype == 0:
+        return ""
+    if mtype < 0:
+        return f" of type <= {-mtype}"
+    if flags & MSG_EXCEPT:
+        return f" of a type other than {mtype}"
+    return f" of type {mtype}"
+
+
+def _msgmnb() -> int:
+    return limits().msgmnb if HAS_IPC_INFO else 0
+
+
+def _msgget(ukey: int, flags: int) -> int:
+    if (flags & IPC_CREAT or ukey == IPC_PRIVATE) and not flags & _PERMS:
+        flags |= _DEFAULT_MODE  # mode 0 would lock a non-root owner out of its own queue
+    msqid = lib.msgget(_c_key(ukey), flags)
+    if msqid >= 0:
+        return msqid  # type: ignore[no-any-return]
+    err = ffi.errno
+    if err == errno.EACCES and not flags & IPC_EXCL:
+        # msgget checks the requested permission bits against the queue's;
+        # asking for none only tests existence. Access is checked at use.
+        msqid = lib.msgget(_c_key(ukey), 0)
+        if msqid >= 0:
+            return msqid  # type: ignore[no-any-return]
+        err = ffi.errno
+    where = f"msgget of key {ukey:#010x}"
+    if err == errno.ENOENT:
+        detail = "no queue has this key (pass IPC_CREAT, or use SysVMQ.create, to create one)"
+    elif err == errno.EEXIST:
+        detail = "a queue has this key already (IPC_EXCL)"
+    elif err == errno.ENOSPC:
+        detail = f"kernel.msgmni ({limits().msgmni if HAS_IPC_INFO else '?'}) queues exist already"
+    else:
+        detail = None
+    raise error_from_errno(err, where, detail)
+
+
+def _key_of(msqid: int) -> int:
+    """The key of the queue with this id; QueueNotFound if there is none."""
+    ds = ffi.new("struct msqid_ds *")
+    if lib.msgctl(msqid, IPC_STAT, ds) == 0:
+        return lib.sysvmq_key(ds) & _KEY_MASK  # type: ignore[no-any-return]
+    err = ffi.errno
+    if err in (errno.EINVAL, errno.EIDRM):
+        raise QueueNotFound(errno.ENOENT, f"attach: no queue has id {msqid}")
+    if err not in (errno.EACCES, errno.EPERM):
+        raise error_from_errno(err, f"msgctl(IPC_STAT) on queue {msqid}")
+    # The queue exists but is not ours to read: MSG_STAT_ANY still lists it.
+    if HAS_MSG_STAT:
+        for st in queues():
+            if st.id == msqid:
+                return st.key
+    return IPC_PRIVATE  # the kernel will not say; 0 stands for "unknown"
+

@@ -1,0 +1,102 @@
+"""Snapshots of kernel state: QueueStats from ``struct msqid_ds``, Limits and Usage from msginfo.
+
+These are plain values. The C structs arrive here already filled by
+``msgctl(2)`` in ``_queue``; nothing in this module calls into C.
+"""
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional
+
+__all__ = ["Message", "QueueStats", "Limits", "Usage", "stats_from_msqid_ds"]
+
+_KEY_MASK = 0xFFFFFFFF
+
+
+class Message(NamedTuple):
+    """A received message: its bytes and its type."""
+
+    data: bytes
+    type: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One ``msgctl(IPC_STAT)`` snapshot of a queue.
+
+    Times are whole seconds since the epoch, 0 for never; ``size`` is the
+    bytes queued now and ``max_size`` the queue's limit (``msg_qbytes``).
+    """
+
+    id: int
+    key: int
+    count: int
+    size: int
+    max_size: int
+    last_send_time: int
+    last_receive_time: int
+    last_change_time: int
+    last_send_pid: int
+    last_receive_pid: int
+    uid: int
+    gid: int
+    cuid: int
+    cgid: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The kernel's queue limits (``msgctl(IPC_INFO)``); ``None`` where the platform does not report one.
+
+    ``msgmax`` is the largest message (sysctl kernel.msgmax), ``msgmnb`` the
+    default and, without CAP_SYS_RESOURCE, the largest ``max_size`` of a queue
+    (kernel.msgmnb), ``msgmni`` the most queues (kernel.msgmni). The others are
+    historical and reported as the kernel gives them.
+    """
+
+    msgmax: int
+    msgmnb: int
+    msgmni: int
+    msgpool: Optional[int] = None
+    msgmap: Optional[int] = None
+    msgtql: Optional[int] = None
+    msgssz: Optional[int] = None
+    msgseg: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """System-wide use of queues (``msgctl(MSG_INFO)``)."""
+
+    queues: int
+    messages: int
+    bytes: int
+
+
+def stats_from_msqid_ds(msqid: int, ds: Any, key: int, size: int) -> QueueStats:
+    """Build a QueueStats from a filled ``struct msqid_ds``.
+
+    Args:
+        msqid: the queue's id.
+        ds: the ``struct msqid_ds *`` cdata that msgctl filled.
+        key: the key, read by the platform's helper (its field name differs).
+        size: the bytes queued, read by the platform's helper (likewise).
+    """
+    perm = ds.msg_perm
+    return QueueStats(
+        id=msqid,
+        key=key & _KEY_MASK,
+        count=int(ds.msg_qnum),
+        size=size,
+        max_size=int(ds.msg_qbytes),
+        last_send_time=int(ds.msg_stime),
+        last_receive_time=int(ds.msg_rtime),
+        last_change_time=int(ds.msg_ctime),
+        last_send_pid=int(ds.msg_lspid),
+        last_receive_pid=int(ds.msg_lrpid),
+        uid=int(perm.uid),
+        gid=int(perm.gid),
+        cuid=int(perm.cuid),
+        cgid=int(perm.cgid),
+        mode=int(perm.mode) & 0o777,
+    )
