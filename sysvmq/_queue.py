@@ -753,14 +753,15 @@ class SysVMQ:
         where = f"peek at index {i} of {self._describe()}"
         if not HAS_MSG_COPY:
             raise UnsupportedOperation(errno.ENOSYS, f"{where}: MSG_COPY is Linux-only")
-        f = IPC_NOWAIT | MSG_COPY | (MSG_NOERROR if truncate else 0)
-        size = self._buffer_size
+        # The kernel will not truncate a copy (copy_msg answers EINVAL, not
+        # what MSG_NOERROR promises): copy it whole, at most msgmax, and cut here.
+        size = max(_msgmax(), self._buffer_size) if truncate else self._buffer_size
         s = _scratch
         if s.size < size:
             s.grow(size)
-        n = lib.sysvmq_receive_into(self._id, s.buf, size, i, f, ffi.NULL)
+        n = lib.sysvmq_receive_into(self._id, s.buf, size, i, IPC_NOWAIT | MSG_COPY, ffi.NULL)
         if n >= 0:
-            return Message(ffi.unpack(s.text, n), int(s.buf.mtype))
+            return Message(ffi.unpack(s.text, min(n, self._buffer_size)), int(s.buf.mtype))
         err = ffi.errno
         if err == errno.ENOMSG:
             raise QueueEmpty(err, f"{where}: the queue holds no message there")

@@ -1,0 +1,171 @@
+"""stats, update, destroy, and the module functions limits, usage, queues, ftok."""
+
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+from conftest import register
+
+import sysvmq
+from sysvmq import SysVMQ
+
+PROC = pathlib.Path("/proc/sys/kernel")
+
+
+def test_stats_snapshot(queue: SysVMQ) -> None:
+    before = int(time.time())
+    empty = queue.stats()
+    assert (empty.id, empty.key, empty.count, empty.size) == (queue.id, 0, 0, 0)
+    assert (empty.last_send_time, empty.last_receive_time) == (0, 0)
+    assert (empty.last_send_pid, empty.last_receive_pid) == (0, 0)
+    assert empty.max_size == sysvmq.limits().msgmnb
+    assert (empty.uid, empty.gid, empty.cuid, empty.cgid) == (os.geteuid(), os.getegid(), os.geteuid(), os.getegid())
+    assert empty.mode == 0o600
+    assert empty.last_change_time >= before - 1
+
+    queue.send(b"12345", 3)
+    queue.send(b"678", 4)
+    sent = queue.stats()
+    assert (sent.count, sent.size) == (2, 8)
+    assert sent.last_send_pid == os.getpid()
+    assert sent.last_send_time >= before
+    queue.receive()
+    got = queue.stats()
+    assert (got.count, got.size) == (1, 3)
+    assert got.last_receive_pid == os.getpid()
+    assert got.last_receive_time >= before
+
+
+def test_stats_is_frozen(queue: SysVMQ) -> None:
+    st = queue.stats()
+    with pytest.raises(AttributeError):
+        st.count = 5  # type: ignore[misc]
+
+
+def test_update_max_size_and_mode(queue: SysVMQ) -> None:
+    queue.update(max_size=4096, mode=0o640)
+    st = queue.stats()
+    assert (st.max_size, st.mode) == (4096, 0o640)
+    queue.update(mode=0o600)
+    assert queue.stats().max_size == 4096  # read-modify-write keeps the rest
+
+
+def test_update_owner(queue: SysVMQ) -> None:
+    queue.update(uid=65534, gid=65534)
+    st = queue.stats()
+    assert (st.uid, st.gid) == (65534, 65534)
+    assert (st.cuid, st.cgid) == (os.geteuid(), os.getegid())
+
+
+def test_update_max_size_limits_what_fits(queue: SysVMQ) -> None:
+    queue.update(max_size=10)
+    queue.send(b"x" * 10)
+    with pytest.raises(sysvmq.QueueFull):
+        queue.send(b"y", block=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({}, "at least one"),
+        ({"max_size": 0}, "max_size"),
+        ({"max_size": -5}, "max_size"),
+        ({"max_size": 2**64}, "max_size"),
+        ({"mode": 0o1000}, "mode"),
+        ({"uid": -1}, "uid"),
+        ({"gid": 2**32}, "gid"),
+    ],
+)
+def test_update_bad_values_change_nothing(queue: SysVMQ, kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
+    before = queue.stats()
+    with pytest.raises(ValueError, match=match):
+        queue.update(**kwargs)
+    assert queue.stats() == before
+
+
+def test_update_type_error(queue: SysVMQ) -> None:
+    with pytest.raises(TypeError, match="max_size must be an int"):
+        queue.update(max_size="10")  # type: ignore[arg-type]
+
+
+def test_destroy_removes_and_waiters_elsewhere_see_removed(queue: SysVMQ) -> None:
+    queue.send(b"lost")
+    queue.destroy()
+    with pytest.raises(sysvmq.QueueRemoved) as info:
+        queue.stats()
+    assert info.value.errno == 43  # EIDRM
+    for call in (lambda: queue.send(b"x"), lambda: queue.receive(block=False), queue.destroy, queue.peek):
+        with pytest.raises(sysvmq.QueueRemoved, match=str(queue.id)):
+            call()
+
+
+def test_limits_match_proc() -> None:
+    lim = sysvmq.limits()
+    for name in ("msgmax", "msgmnb", "msgmni"):
+        assert getattr(lim, name) == int((PROC / name).read_text()), name
+    assert lim.msgseg is not None and lim.msgseg > 0
+
+
+def test_usage_counts_this_queue(queue: SysVMQ) -> None:
+    before = sysvmq.usage()
+    queue.send(b"x" * 100)
+    after = sysvmq.usage()
+    # Other processes may use queues too; our own message must show.
+    assert after.queues >= 1
+    assert after.messages >= 1
+    assert after.bytes >= 100
+    assert before.queues >= 1
+
+
+def _ipcs() -> dict:  # type: ignore[type-arg]
+    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0].startswith("0x"):
+            key, msqid, owner, perms, used, messages = fields
+            rows[int(msqid)] = (int(key, 16), int(perms, 8), int(used), int(messages))
+    return rows
+
+
+def test_queues_agree_with_ipcs(make_queue, free_key: int) -> None:  # type: ignore[no-untyped-def]
+    a = make_queue(mode=0o640)
+    a.send(b"abc")
+    b = register(SysVMQ.create(free_key, mode=0o666))
+    listed = {st.id: (st.key, st.mode, st.size, st.count) for st in sysvmq.queues()}
+    assert listed[a.id] == (0, 0o640, 3, 1)
+    assert listed[b.id] == (free_key, 0o666, 0, 0)
+    assert listed == _ipcs()
+
+
+def test_ftok_matches_the_c_formula(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "keyfile"
+    path.write_bytes(b"")
+    st = os.stat(path)
+    expected = ((42 & 0xFF) << 24) | ((st.st_dev & 0xFF) << 16) | (st.st_ino & 0xFFFF)
+    assert sysvmq.ftok(path, 42) == expected
+    assert sysvmq.ftok(str(path), 42) == sysvmq.ftok(os.fsencode(path), 42) == expected
+    assert sysvmq.ftok(path) == (expected & 0x00FFFFFF) | (1 << 24)
+
+
+def test_ftok_missing_path(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        sysvmq.ftok(tmp_path / "missing")
+    assert info.value.filename == str(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("proj_id", [0, 256, -1])
+def test_ftok_proj_id_range(tmp_path: pathlib.Path, proj_id: int) -> None:
+    with pytest.raises(ValueError, match="proj_id must be 1..255"):
+        sysvmq.ftok(tmp_path, proj_id)
+
+
+def test_ftok_key_opens_a_queue(tmp_path: pathlib.Path) -> None:
+    key = sysvmq.ftok(tmp_path, 7)
+    q = register(SysVMQ.create(key))
+    try:
+        assert SysVMQ.open(sysvmq.ftok(tmp_path, 7)).id == q.id
+    finally:
+        q.destroy()
