@@ -1,11 +1,11 @@
 """System V message queues for Python: msgget, msgsnd, msgrcv and msgctl through CFFI.
 
-    >>> import sysvmq
-    >>> q = sysvmq.SysVMQ.private()
-    >>> q.send(b"hello", type=2)
-    >>> q.receive_message()
-    Message(data=b'hello', type=2)
-    >>> q.destroy()
+>>> import sysvmq
+>>> q = sysvmq.SysVMQ.private()
+>>> q.send(b"hello", type=2)
+>>> q.receive_message()
+Message(data=b'hello', type=2)
+>>> q.destroy()
 """
 
 import sys

@@ -55,12 +55,12 @@ HAS_MSG_STAT_ANY: bool = bool(lib.HAS_MSG_STAT_ANY)
 HAS_MSG_EXCEPT: bool = bool(lib.HAS_MSG_EXCEPT)
 HAS_MSG_COPY: bool = bool(lib.HAS_MSG_COPY)
 
-_LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
+_LONG_MAX: int = (1 << (8 * ffi.sizeof("long") - 1)) - 1
 _LONG_MIN = -_LONG_MAX - 1
-_ULONG_MAX = (1 << (8 * ffi.sizeof("unsigned long"))) - 1
-_INT_MAX = (1 << (8 * ffi.sizeof("int") - 1)) - 1
-_ID_MAX = (1 << (8 * ffi.sizeof("uid_t"))) - 2  # (uid_t)-1 means "no change" to the kernel
-_KEY_BITS = 8 * ffi.sizeof("key_t")
+_ULONG_MAX: int = (1 << (8 * ffi.sizeof("unsigned long"))) - 1
+_INT_MAX: int = (1 << (8 * ffi.sizeof("int") - 1)) - 1
+_ID_MAX: int = (1 << (8 * ffi.sizeof("uid_t"))) - 2  # (uid_t)-1 means "no change" to the kernel
+_KEY_BITS: int = 8 * ffi.sizeof("key_t")
 _KEY_MASK = (1 << _KEY_BITS) - 1
 _KEY_SIGN = 1 << (_KEY_BITS - 1)
 _PERMS = 0o777
@@ -76,7 +76,7 @@ _FALLBACK_MSGMAX = 8192
 _POLL_FIRST = 50e-6
 _POLL_MAX = 1e-3
 
-_TEXT_OFFSET = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
+_TEXT_OFFSET: int = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _monotonic = time.monotonic
 _sleep = time.sleep
@@ -136,7 +136,8 @@ class _Backoff:
 def _int_arg(name: str, value: object) -> int:
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return operator.index(value)  # type: ignore[arg-type]
+    index: int = operator.index(value)  # type: ignore[arg-type]
+    return index
 
 
 def _key_arg(key: object) -> int:
@@ -170,8 +171,7 @@ def _buffer_size_arg(buffer_size: object) -> int:
         raise ValueError(f"buffer_size must not be negative, not {size}")
     if size > msgmax:
         raise ValueError(
-            f"buffer_size {size} exceeds kernel.msgmax ({msgmax}): "
-            "no message can be longer; raise the sysctl first"
+            f"buffer_size {size} exceeds kernel.msgmax ({msgmax}): no message can be longer; raise the sysctl first"
         )
     return size
 
@@ -222,9 +222,7 @@ def _message_arg(message: object) -> Any:
     try:
         return ffi.from_buffer(message)
     except TypeError:
-        raise TypeError(
-            f"message must be bytes, a bytes-like object or str, not {type(message).__name__}"
-        ) from None
+        raise TypeError(f"message must be bytes, a bytes-like object or str, not {type(message).__name__}") from None
     except BufferError as exc:
         raise TypeError(f"message must be a C-contiguous buffer ({exc})") from None
 
@@ -233,9 +231,7 @@ def _writable_arg(buffer: object) -> Any:
     try:
         return ffi.from_buffer(buffer, require_writable=True)
     except TypeError:
-        raise TypeError(
-            f"buffer must be a writable bytes-like object, not {type(buffer).__name__}"
-        ) from None
+        raise TypeError(f"buffer must be a writable bytes-like object, not {type(buffer).__name__}") from None
     except BufferError as exc:
         raise TypeError(f"buffer must be a writable, C-contiguous buffer ({exc})") from None
 
@@ -526,9 +522,9 @@ class SysVMQ:
             and not flags
             and block
             and timeout is None
+            and lib.sysvmq_send(self._id, type, message, len(message), IPC_NOWAIT) == 0
         ):
-            if lib.sysvmq_send(self._id, type, message, len(message), IPC_NOWAIT) == 0:
-                return
+            return
         t = _send_type_arg(type)
         f = _flags_arg(flags, _SEND_FLAGS, "send")
         nowait = not block or bool(f & IPC_NOWAIT)
@@ -588,8 +584,7 @@ class SysVMQ:
             if size > msgmax:
                 return MessageTooLarge(
                     errno.E2BIG,
-                    f"{where}: a message of {size} bytes exceeds kernel.msgmax ({msgmax}); "
-                    "raise the sysctl to send it",
+                    f"{where}: a message of {size} bytes exceeds kernel.msgmax ({msgmax}); raise the sysctl to send it",
                 )
             return self._einval(where)
         if err in (errno.EACCES, errno.EPERM):
@@ -718,9 +713,7 @@ class SysVMQ:
                 continue
             raise self._receive_error(err, t, f, size, wait)
 
-    def _receive_error(
-        self, err: int, mtype: int, flags: int, size: int, timeout: Optional[float]
-    ) -> SysVMQError:
+    def _receive_error(self, err: int, mtype: int, flags: int, size: int, timeout: Optional[float]) -> SysVMQError:
         where = f"msgrcv on {self._describe()}"
         if err == errno.ENOMSG:
             waited = f" within {timeout:g} s" if timeout else ""
@@ -808,9 +801,7 @@ class SysVMQ:
         if max_size is not None:
             max_size = _int_arg("max_size", max_size)
             if not 1 <= max_size <= _ULONG_MAX:
-                raise ValueError(
-                    f"max_size must be 1..{_ULONG_MAX} bytes (a queue of 0 holds nothing), not {max_size}"
-                )
+                raise ValueError(f"max_size must be 1..{_ULONG_MAX} bytes (a queue of 0 holds nothing), not {max_size}")
         if mode is not None:
             mode = _mode_arg(mode)
         for name, value in (("uid", uid), ("gid", gid)):
@@ -920,4 +911,3 @@ def _key_of(msqid: int) -> int:
             if st.id == msqid:
                 return st.key
     return IPC_PRIVATE  # the kernel will not say; 0 stands for "unknown"
-

@@ -1,5 +1,6 @@
 """The queue fixtures: every queue a test makes is removed, and the suite checks by id that none survive."""
 
+import contextlib
 import os
 import random
 import subprocess
@@ -31,10 +32,8 @@ def exists(msqid: int) -> bool:
 
 
 def remove(q: SysVMQ) -> None:
-    try:
+    with contextlib.suppress(sysvmq.QueueRemoved):
         q.destroy()
-    except sysvmq.QueueRemoved:
-        pass
 
 
 @pytest.fixture(scope="session", autouse=True)

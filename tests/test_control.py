@@ -125,7 +125,7 @@ def _ipcs() -> dict:  # type: ignore[type-arg]
     for line in out.splitlines():
         fields = line.split()
         if len(fields) == 6 and fields[0].startswith("0x"):
-            key, msqid, owner, perms, used, messages = fields
+            key, msqid, _owner, perms, used, messages = fields
             rows[int(msqid)] = (int(key, 16), int(perms, 8), int(used), int(messages))
     return rows
 
@@ -158,7 +158,7 @@ def test_ftok_missing_path(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.parametrize("proj_id", [0, 256, -1])
 def test_ftok_proj_id_range(tmp_path: pathlib.Path, proj_id: int) -> None:
-    with pytest.raises(ValueError, match="proj_id must be 1..255"):
+    with pytest.raises(ValueError, match=r"proj_id must be 1\.\.255"):
         sysvmq.ftok(tmp_path, proj_id)
 
 

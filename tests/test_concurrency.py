@@ -1,0 +1,235 @@
+"""Blocking calls: threads, signals (PEP 475), Ctrl-C, removal while waiting, timed waits."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import List
+
+import pytest
+from conftest import CREATED, fill, wait_blocked
+
+import sysvmq
+from sysvmq import SysVMQ
+
+
+def _in_thread(target, *args):  # type: ignore[no-untyped-def]
+    """Start target in a thread; the returned dict gets 'result' or 'error'."""
+    out: dict = {}  # type: ignore[type-arg]
+
+    def run() -> None:
+        try:
+            out["result"] = target(*args)
+        except BaseException as exc:
+            out["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    out["thread"] = t
+    return out
+
+
+def test_other_threads_run_while_one_blocks_in_receive(queue: SysVMQ) -> None:
+    blocked = _in_thread(queue.receive, 7)
+    wait_blocked(blocked["thread"].native_id)
+    # This thread holds the GIL freely, and uses the same handle, while the other waits in the kernel.
+    total = sum(range(200_000))
+    queue.send(b"mine", 1)
+    assert queue.receive(1) == b"mine"
+    assert total == 199_999 * 100_000
+    queue.send(b"wake", 7)
+    blocked["thread"].join(10)
+    assert blocked["result"] == b"wake"
+
+
+def test_several_threads_block_on_one_handle(queue: SysVMQ) -> None:
+    waiters = [_in_thread(queue.receive_message, t) for t in (1, 2, 3)]
+    for w in waiters:
+        wait_blocked(w["thread"].native_id)
+    for t in (3, 1, 2):
+        queue.send(f"for {t}", t)
+    for t, w in zip((1, 2, 3), waiters):
+        w["thread"].join(10)
+        assert w["result"] == (f"for {t}".encode(), t)
+
+
+def test_threads_sharing_a_handle_exchange_exactly_once(queue: SysVMQ) -> None:
+    per_thread = 2_000
+    received: List[List[bytes]] = [[] for _ in range(4)]
+
+    def producer(n: int) -> None:
+        for i in range(per_thread):
+            queue.send(f"{n}:{i}".encode(), n + 1)
+
+    def consumer(n: int) -> None:
+        buf = bytearray(64)
+        for _ in range(per_thread):
+            size, mtype = queue.receive_into(buf, n + 1, timeout=30)
+            assert mtype == n + 1
+            received[n].append(bytes(buf[:size]))
+
+    threads = [threading.Thread(target=f, args=(n,)) for n in range(4) for f in (producer, consumer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for n in range(4):
+        assert received[n] == [f"{n}:{i}".encode() for i in range(per_thread)]
+    assert queue.stats().count == 0
+
+
+def test_signal_handler_runs_and_blocked_receive_completes(queue: SysVMQ) -> None:
+    ran = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        ran.set()
+
+    def send_after_handler() -> None:
+        ran.wait(10)
+        queue.send(b"after the signal", 5)
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        sender = threading.Thread(target=send_after_handler)
+        sender.start()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert queue.receive(5) == b"after the signal"
+        assert ran.is_set()
+        sender.join(10)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_signal_during_timed_receive_keeps_the_deadline(queue: SysVMQ) -> None:
+    ran = threading.Event()
+    old = signal.signal(signal.SIGALRM, lambda s, f: ran.set())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        start = time.monotonic()
+        with pytest.raises(sysvmq.QueueEmpty):
+            queue.receive(timeout=0.2)
+        assert ran.is_set()
+        assert 0.2 <= time.monotonic() - start < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_signal_handler_raising_ends_blocked_send_with_nothing_queued(queue: SysVMQ) -> None:
+    n = fill(queue)
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Stop
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Stop):
+            queue.send(b"never queued" * 100)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert queue.stats().count == n
+
+
+def test_blocked_receiver_gets_queue_removed(queue: SysVMQ) -> None:
+    blocked = _in_thread(queue.receive)
+    wait_blocked(blocked["thread"].native_id)
+    queue.destroy()
+    blocked["thread"].join(10)
+    assert isinstance(blocked.get("error"), sysvmq.QueueRemoved)
+
+
+def test_blocked_sender_gets_queue_removed(queue: SysVMQ) -> None:
+    fill(queue)
+    blocked = _in_thread(queue.send, b"f" * 1024)
+    wait_blocked(blocked["thread"].native_id)
+    queue.destroy()
+    blocked["thread"].join(10)
+    assert isinstance(blocked.get("error"), sysvmq.QueueRemoved)
+
+
+def test_timed_receive_takes_a_message_that_arrives(queue: SysVMQ) -> None:
+    waiter = _in_thread(lambda: queue.receive(3, timeout=30))
+    time.sleep(0.05)  # let the waiter back off to its longest poll interval
+    queue.send(b"late", 3)
+    waiter["thread"].join(10)
+    assert waiter["result"] == b"late"
+
+
+def test_timed_send_takes_room_that_appears(queue: SysVMQ) -> None:
+    fill(queue)
+    waiter = _in_thread(lambda: queue.send(b"f" * 1024, 9, timeout=30))
+    time.sleep(0.05)  # let the sender back off to its longest poll interval
+    queue.receive()
+    waiter["thread"].join(10)
+    assert "error" not in waiter
+    assert queue.receive(9) == b"f" * 1024
+
+
+def test_sigint_to_a_receiver_blocked_in_a_child_leaves_the_queue_unchanged(queue: SysVMQ) -> None:
+    queue.send(b"not for the child", 1)
+    code = textwrap.dedent(
+        """
+        import sys, sysvmq
+        q = sysvmq.SysVMQ.attach(int(sys.argv[1]))
+        try:
+            q.receive(2)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(queue.id)], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_blocked(child.pid, child.pid)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=10)
+    finally:
+        child.kill()
+    assert out.strip() == "interrupted"
+    assert child.returncode == 0
+    assert queue.stats().count == 1
+    assert queue.receive_message() == (b"not for the child", 1)
+
+
+def test_child_processes_exchange_both_ways() -> None:
+    code = textwrap.dedent(
+        """
+        import sys, sysvmq
+        q = sysvmq.SysVMQ.attach(int(sys.argv[1]))
+        for _ in range(100):
+            data, t = q.receive_message(1)
+            q.send(data[::-1], 2)
+        """
+    )
+    q = sysvmq.SysVMQ.private()
+    CREATED.add(q.id)
+    try:
+        child = subprocess.Popen([sys.executable, "-c", code, str(q.id)])
+        for i in range(100):
+            q.send(f"message {i}", 1)
+        replies = [q.receive(2, timeout=30) for _ in range(100)]
+        assert child.wait(30) == 0
+        assert replies == [f"message {i}"[::-1].encode() for i in range(100)]
+        assert q.stats().count == 0
+    finally:
+        q.destroy()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_process_exit_leaves_the_queue_as_it_was(queue: SysVMQ) -> None:
+    # A handle holds no OS resource: a process that exits without cleanup leaves the queue as it was.
+    queue.send(b"kept")
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if SysVMQ.attach(queue.id).peek() == (b"kept", 1) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert queue.receive() == b"kept"

@@ -1,0 +1,52 @@
+"""Property: any bytes with any type come back identical, and the stats stay exact."""
+
+from typing import Iterator
+
+import pytest
+from conftest import register, remove
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sysvmq
+from sysvmq import SysVMQ
+
+MSGMAX = sysvmq.limits().msgmax
+LONG_MAX = 2**63 - 1
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[SysVMQ]:
+    # Hypothesis runs many examples per test: one module-scoped queue, emptied by each example.
+    q = register(SysVMQ.private())
+    q.update(max_size=max(q.stats().max_size, 2 * MSGMAX))
+    yield q
+    remove(q)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(min_size=0, max_size=MSGMAX), mtype=st.integers(1, LONG_MAX))
+def test_any_bytes_any_type_round_trip(shared: SysVMQ, data: bytes, mtype: int) -> None:
+    shared.send(data, mtype)
+    st_ = shared.stats()
+    assert (st_.count, st_.size) == (1, len(data))
+    assert shared.receive_message(block=False) == (data, mtype)
+    st_ = shared.stats()
+    assert (st_.count, st_.size) == (0, 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages=st.lists(st.tuples(st.binary(max_size=256), st.integers(1, 5)), max_size=20))
+def test_typed_receive_keeps_per_type_order(shared: SysVMQ, messages: list) -> None:  # type: ignore[type-arg]
+    for data, mtype in messages:
+        shared.send(data, mtype)
+    assert shared.stats().size == sum(len(d) for d, _ in messages)
+    for mtype in range(1, 6):
+        expected = [d for d, t in messages if t == mtype]
+        got = []
+        while True:
+            try:
+                got.append(shared.receive(mtype, block=False))
+            except sysvmq.QueueEmpty:
+                break
+        assert got == expected
+    assert shared.stats().count == 0
