@@ -213,27 +213,29 @@ def _timeout_arg(timeout: object, nowait: bool) -> Optional[float]:
     return None if math.isinf(seconds) else seconds
 
 
+def _borrow(obj: object, name: str, writable: bool) -> Any:
+    """A cdata over obj's memory, no copy; TypeError unless it is a C-contiguous (writable) buffer."""
+    what = "a writable bytes-like object" if writable else "bytes, a bytes-like object or str"
+    try:
+        view = memoryview(obj)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be {what}, not {type(obj).__name__}") from None
+    with view:
+        # PyPy's from_buffer takes a strided view as if it were contiguous: check here.
+        if not view.c_contiguous:
+            raise TypeError(f"{name} must be a C-contiguous buffer, not a strided {type(obj).__name__}")
+        if writable and view.readonly:
+            raise TypeError(f"{name} must be {what}, not a read-only {type(obj).__name__}")
+    return ffi.from_buffer(obj, require_writable=writable)
+
+
 def _message_arg(message: object) -> Any:
     """bytes stay as they are; str becomes UTF-8; other buffers are borrowed, not copied."""
     if isinstance(message, str):
         return message.encode("utf-8")
     if isinstance(message, bytes):
         return message
-    try:
-        return ffi.from_buffer(message)
-    except TypeError:
-        raise TypeError(f"message must be bytes, a bytes-like object or str, not {type(message).__name__}") from None
-    except BufferError as exc:
-        raise TypeError(f"message must be a C-contiguous buffer ({exc})") from None
-
-
-def _writable_arg(buffer: object) -> Any:
-    try:
-        return ffi.from_buffer(buffer, require_writable=True)
-    except TypeError:
-        raise TypeError(f"buffer must be a writable bytes-like object, not {type(buffer).__name__}") from None
-    except BufferError as exc:
-        raise TypeError(f"buffer must be a writable, C-contiguous buffer ({exc})") from None
+    return _borrow(message, "message", writable=False)
 
 
 def _release(data: Any) -> None:
@@ -670,7 +672,7 @@ class SysVMQ:
             TypeError: the buffer is read-only or not C-contiguous.
             MessageTooLarge: the message is longer than the buffer; it stays queued.
         """
-        dest = _writable_arg(buffer)
+        dest = _borrow(buffer, "buffer", writable=True)
         try:
             n = self._receive(len(dest), type, flags, block, timeout, truncate, dest)
         finally:
