@@ -75,6 +75,8 @@ _FALLBACK_MSGMAX = 8192
 # is taken within about _POLL_MAX, and a wait costs ~1000 wake-ups a second.
 _POLL_FIRST = 50e-6
 _POLL_MAX = 1e-3
+# How long a send trusts the queue's max_size it read (see SysVMQ._send_full).
+_FITS_TTL = 1.0
 
 _TEXT_OFFSET: int = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
@@ -378,11 +380,13 @@ class SysVMQ:
             kernel.msgmni queues exist.
     """
 
-    __slots__ = ("_id", "_key", "_buffer_size", "__weakref__")
+    __slots__ = ("_id", "_key", "_buffer_size", "_fits", "_fits_until", "__weakref__")
 
     _id: int
     _key: int
     _buffer_size: int
+    _fits: int  # the queue's max_size as last read, or -1
+    _fits_until: float  # when that reading goes stale (monotonic clock)
 
     def __init__(self, key: int, buffer_size: Optional[int] = None, flags: int = 0) -> None:
         ukey = _key_arg(key)
@@ -395,6 +399,7 @@ class SysVMQ:
         self._buffer_size = _buffer_size_arg(buffer_size)
         self._key = ukey
         self._id = _msgget(ukey, f)
+        self._fits, self._fits_until = -1, 0.0
 
     # named constructors
 
@@ -451,6 +456,7 @@ class SysVMQ:
         self._id = msqid
         self._key = key
         self._buffer_size = buffer_size
+        self._fits, self._fits_until = -1, 0.0
         return self
 
     # attributes
@@ -524,49 +530,59 @@ class SysVMQ:
             and not flags
             and block
             and timeout is None
-            and lib.sysvmq_send(self._id, type, message, len(message), IPC_NOWAIT) == 0
         ):
-            return
+            if lib.sysvmq_send(self._id, type, message, len(message), IPC_NOWAIT) == 0:
+                return
+            if ffi.errno == errno.EAGAIN:
+                return self._send_full(message, len(message), type, None)
         t = _send_type_arg(type)
         f = _flags_arg(flags, _SEND_FLAGS, "send")
         nowait = not block or bool(f & IPC_NOWAIT)
         wait = _timeout_arg(timeout, nowait)
         data = _message_arg(message)
         try:
-            self._send(data, len(data), t, nowait, wait)
+            if lib.sysvmq_send(self._id, t, data, len(data), IPC_NOWAIT) == 0:
+                return
+            err = ffi.errno
+            if err != errno.EAGAIN or nowait:
+                raise self._send_error(err, len(data), wait)
+            self._send_full(data, len(data), t, wait)
         finally:
             _release(data)
 
-    def _send(self, data: Any, size: int, mtype: int, nowait: bool, timeout: Optional[float]) -> None:
-        # Every try is IPC_NOWAIT first: a full queue is the only case that
-        # needs the max_size check (Linux blocks for ever on a message longer
-        # than the queue's max_size), and it stays off the fast path.
-        backoff: Optional[_Backoff] = None
-        while True:
+    def _send_full(self, data: Any, size: int, mtype: int, timeout: Optional[float]) -> None:
+        """A non-blocking try found the queue full: check the message can ever fit, then wait for room.
+
+        Every send tries IPC_NOWAIT first so that this check, which Linux needs
+        (it blocks for ever on a message longer than the queue's max_size),
+        stays off the fast path. The max_size it reads is trusted for a second
+        (update() through this handle forgets it): a send blocked when another
+        process lowers max_size below its size waits for ever either way.
+        """
+        if size > self._fits or _monotonic() > self._fits_until:
+            self._check_fits(size)
+        if timeout is None:
+            while lib.sysvmq_send(self._id, mtype, data, size, 0) != 0:
+                err = ffi.errno
+                if err != errno.EINTR:
+                    raise self._send_error(err, size, None)
+            return
+        backoff = _Backoff(timeout)
+        while backoff.wait():
             if lib.sysvmq_send(self._id, mtype, data, size, IPC_NOWAIT) == 0:
                 return
             err = ffi.errno
-            if err == errno.EAGAIN and not nowait:
-                if backoff is None:
-                    self._check_fits(size)
-                    if timeout is None:
-                        return self._send_blocking(data, size, mtype)
-                    backoff = _Backoff(timeout)
-                if backoff.wait():
-                    continue
-            raise self._send_error(err, size, timeout)
-
-    def _send_blocking(self, data: Any, size: int, mtype: int) -> None:
-        while lib.sysvmq_send(self._id, mtype, data, size, 0) != 0:
-            err = ffi.errno
-            if err != errno.EINTR:
-                raise self._send_error(err, size, None)
+            if err != errno.EAGAIN:
+                raise self._send_error(err, size, timeout)
+        raise self._send_error(errno.EAGAIN, size, timeout)
 
     def _check_fits(self, size: int) -> None:
         try:
             max_size = self.stats().max_size
         except QueuePermissionError:
-            return  # a write-only producer cannot read max_size: just wait
+            max_size = _ULONG_MAX  # a write-only producer cannot read max_size: just wait
+        self._fits_until = _monotonic() + _FITS_TTL
+        self._fits = max_size
         if size > max_size:
             raise MessageTooLarge(
                 errno.E2BIG,
@@ -820,6 +836,7 @@ class SysVMQ:
             ds.msg_perm.uid = uid
         if gid is not None:
             ds.msg_perm.gid = gid
+        self._fits = -1  # forget the max_size _send_full read
         if lib.msgctl(self._id, IPC_SET, ds) < 0:
             err = ffi.errno
             detail = "only the owner or creator, or CAP_SYS_ADMIN, may change the queue"

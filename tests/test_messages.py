@@ -252,6 +252,18 @@ def test_message_above_max_size_is_too_large_instead_of_blocking(queue: SysVMQ) 
     assert queue.stats().count == 0
 
 
+def test_max_size_lowered_after_a_full_queue_send_is_still_checked(queue: SysVMQ) -> None:
+    fill(queue)
+    with pytest.raises(sysvmq.QueueFull):  # this send read max_size while waiting for room
+        queue.send(b"f" * 1024, timeout=0.01)
+    while queue.stats().count:
+        queue.receive()
+    queue.update(max_size=100)
+    # A timeout, so that a skipped check fails as QueueFull instead of hanging.
+    with pytest.raises(sysvmq.MessageTooLarge, match=r"max_size \(100\)"):
+        queue.send(b"x" * 101, timeout=5)
+
+
 def test_message_too_large_for_buffer_stays_queued(make_queue) -> None:  # type: ignore[no-untyped-def]
     q = make_queue(buffer_size=4)
     q.send(b"12345")
