@@ -3,11 +3,32 @@
 cffi's setuptools hook imports this file and compiles ``ffibuilder`` into
 ``sysvmq._sysvmq_cffi`` (API mode, out of line). Every struct layout and
 constant below is left for the C compiler to fill in (``...``); the small C
-helpers in ``SOURCE`` resolve what differs between Linux, macOS and FreeBSD so
+helpers in ``HELPERS`` resolve what differs between Linux, macOS and FreeBSD so
 that Python sees one interface and asks ``HAS_*`` flags instead of guessing.
 """
 
 from cffi import FFI
+
+# Our own types, declared alike to cffi and to the compiler.
+OWN_TYPES = r"""
+/* What msgsnd(2) and msgrcv(2) read and write: the type, then the text. */
+struct sysvmq_msgbuf {
+    long mtype;
+    char mtext[];
+};
+
+/* The fields of Linux's struct msginfo, for IPC_INFO and MSG_INFO. */
+struct sysvmq_msginfo {
+    long msgpool;
+    long msgmap;
+    long msgmax;
+    long msgmnb;
+    long msgmni;
+    long msgssz;
+    long msgtql;
+    long msgseg;
+};
+"""
 
 CDEF = r"""
 typedef int... key_t;
@@ -64,23 +85,6 @@ struct msqid_ds {
     ...;
 };
 
-/* What msgsnd(2) and msgrcv(2) read and write: the type, then the text. */
-struct sysvmq_msgbuf {
-    long mtype;
-    char mtext[];
-};
-
-/* struct msginfo where the platform has one; -1 in fields it does not report. */
-struct sysvmq_msginfo {
-    long msgpool;
-    long msgmap;
-    long msgmax;
-    long msgmnb;
-    long msgmni;
-    long msgssz;
-    long msgtql;
-    long msgseg;
-};
 
 int msgget(key_t key, int msgflg);
 int msgsnd(int msqid, const void *msgp, size_t msgsz, int msgflg);
@@ -96,7 +100,7 @@ int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out);
 int sysvmq_ftok(const char *path, int proj_id, long long *key);
 """
 
-SOURCE = r"""
+PRELUDE = r"""
 #ifdef __linux__
 #  ifndef _GNU_SOURCE
 #    define _GNU_SOURCE
@@ -109,23 +113,9 @@ SOURCE = r"""
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+"""
 
-struct sysvmq_msgbuf {
-    long mtype;
-    char mtext[];
-};
-
-struct sysvmq_msginfo {
-    long msgpool;
-    long msgmap;
-    long msgmax;
-    long msgmnb;
-    long msgmni;
-    long msgssz;
-    long msgtql;
-    long msgseg;
-};
-
+HELPERS = r"""
 /* Linux's msgctl commands and msgrcv flags are kernel ABI: an old libc that
    lacks a name still talks to a kernel that has the number. Elsewhere they do
    not exist; define them as 0 so the cdef compiles, and say so in HAS_. */
@@ -277,8 +267,8 @@ static int sysvmq_ftok(const char *path, int proj_id, long long *key)
 """
 
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF)
-ffibuilder.set_source("sysvmq._sysvmq_cffi", SOURCE)
+ffibuilder.cdef(OWN_TYPES + CDEF)
+ffibuilder.set_source("sysvmq._sysvmq_cffi", PRELUDE + OWN_TYPES + HELPERS)
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

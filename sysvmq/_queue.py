@@ -27,7 +27,15 @@ from ._errors import (
     UnsupportedOperation,
     error_from_errno,
 )
-from ._stats import Limits, Message, QueueStats, Usage, stats_from_msqid_ds
+from ._stats import (
+    Limits,
+    Message,
+    QueueStats,
+    Usage,
+    limits_from_msginfo,
+    stats_from_msqid_ds,
+    usage_from_msginfo,
+)
 from ._sysvmq_cffi import ffi, lib
 
 __all__ = ["SysVMQ", "ftok", "limits", "usage", "queues"]
@@ -250,7 +258,10 @@ def _release(data: Any) -> None:
 # -- the kernel's view of itself ----------------------------------------------
 
 
-def _msginfo(cmd: int, name: str) -> Tuple[int, Any]:
+def _msginfo(cmd: int, name: str, available: bool) -> Tuple[int, Any]:
+    """msgctl(IPC_INFO or MSG_INFO): its result (the highest index in use) and the struct."""
+    if not available:
+        raise UnsupportedOperation(errno.ENOSYS, f"{name} is Linux-only")
     info = ffi.new("struct sysvmq_msginfo *")
     rc = lib.sysvmq_msginfo(cmd, info)
     if rc < 0:
@@ -272,19 +283,7 @@ def limits() -> Limits:
     Raises:
         UnsupportedOperation: the platform has no IPC_INFO (only Linux does).
     """
-    if not HAS_IPC_INFO:
-        raise UnsupportedOperation(errno.ENOSYS, "IPC_INFO is Linux-only")
-    _, i = _msginfo(IPC_INFO, "IPC_INFO")
-    return Limits(
-        msgmax=i.msgmax,
-        msgmnb=i.msgmnb,
-        msgmni=i.msgmni,
-        msgpool=i.msgpool,
-        msgmap=i.msgmap,
-        msgtql=i.msgtql,
-        msgssz=i.msgssz,
-        msgseg=i.msgseg,
-    )
+    return limits_from_msginfo(_msginfo(IPC_INFO, "IPC_INFO", HAS_IPC_INFO)[1])
 
 
 def usage() -> Usage:
@@ -293,10 +292,7 @@ def usage() -> Usage:
     Raises:
         UnsupportedOperation: the platform has no MSG_INFO (only Linux does).
     """
-    if not HAS_MSG_INFO:
-        raise UnsupportedOperation(errno.ENOSYS, "MSG_INFO is Linux-only")
-    _, i = _msginfo(MSG_INFO, "MSG_INFO")
-    return Usage(queues=i.msgpool, messages=i.msgmap, bytes=i.msgtql)
+    return usage_from_msginfo(_msginfo(MSG_INFO, "MSG_INFO", HAS_MSG_INFO)[1])
 
 
 def queues() -> List[QueueStats]:
@@ -308,9 +304,7 @@ def queues() -> List[QueueStats]:
     Raises:
         UnsupportedOperation: the platform has no MSG_STAT (only Linux does).
     """
-    if not HAS_MSG_STAT:
-        raise UnsupportedOperation(errno.ENOSYS, "MSG_STAT is Linux-only")
-    max_index, info = _msginfo(MSG_INFO, "MSG_INFO")
+    max_index, info = _msginfo(MSG_INFO, "MSG_INFO", HAS_MSG_STAT)
     in_use = info.msgpool
     ds = ffi.new("struct msqid_ds *")
     commands = (MSG_STAT_ANY, MSG_STAT) if HAS_MSG_STAT_ANY else (MSG_STAT,)

@@ -7,7 +7,15 @@ These are plain values. The C structs arrive here already filled by
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
-__all__ = ["Message", "QueueStats", "Limits", "Usage", "stats_from_msqid_ds"]
+__all__ = [
+    "Message",
+    "QueueStats",
+    "Limits",
+    "Usage",
+    "stats_from_msqid_ds",
+    "limits_from_msginfo",
+    "usage_from_msginfo",
+]
 
 _KEY_MASK = 0xFFFFFFFF
 
@@ -100,3 +108,26 @@ def stats_from_msqid_ds(msqid: int, ds: Any, key: int, size: int) -> QueueStats:
         cgid=int(perm.cgid),
         mode=int(perm.mode) & 0o777,
     )
+
+
+def limits_from_msginfo(info: Any) -> Limits:
+    """Build Limits from a ``struct sysvmq_msginfo`` that ``msgctl(IPC_INFO)`` filled."""
+    return Limits(
+        msgmax=info.msgmax,
+        msgmnb=info.msgmnb,
+        msgmni=info.msgmni,
+        msgpool=info.msgpool,
+        msgmap=info.msgmap,
+        msgtql=info.msgtql,
+        msgssz=info.msgssz,
+        msgseg=info.msgseg,
+    )
+
+
+def usage_from_msginfo(info: Any) -> Usage:
+    """Build Usage from a ``struct sysvmq_msginfo`` that ``msgctl(MSG_INFO)`` filled.
+
+    MSG_INFO reuses msginfo's fields: msgpool counts queues, msgmap messages,
+    msgtql bytes (see msgctl(2)).
+    """
+    return Usage(queues=info.msgpool, messages=info.msgmap, bytes=info.msgtql)
