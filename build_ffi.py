@@ -178,6 +178,10 @@ static int sysvmq_send(int msqid, long type, const char *data, size_t len, int f
     struct sysvmq_msgbuf *buf = &local.msg;
     int rc, saved;
 
+    if (type < 1) {  /* msgsnd(2) would say EINVAL; spare the syscall */
+        errno = EINVAL;
+        return -1;
+    }
     if (len > SYSVMQ_STACK_TEXT) {
         buf = malloc(offsetof(struct sysvmq_msgbuf, mtext) + len);
         if (buf == NULL) {

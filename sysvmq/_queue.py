@@ -12,7 +12,7 @@ import math
 import numbers
 import operator
 import os
-import threading
+import platform
 import time
 from typing import Any, List, Optional, Tuple, Type, TypeVar, Union
 
@@ -86,36 +86,30 @@ _POLL_MAX = 1e-3
 # How long a send trusts the queue's max_size it read (see SysVMQ._send_full).
 _FITS_TTL = 1.0
 
-_TEXT_OFFSET: int = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
-_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+_new = ffi.new_allocator(should_clear_after_alloc=False)
+# The hot path reaches C through module globals: cheaper than attributes of lib.
+_c_send = lib.sysvmq_send
+_c_msgrcv = lib.msgrcv
+_c_receive_into = lib.sysvmq_receive_into
+_unpack = ffi.unpack
+_from_buffer = ffi.from_buffer
+_NULL = ffi.NULL
 _monotonic = time.monotonic
 _sleep = time.sleep
+# CPython's from_buffer refuses a strided or read-only view itself; PyPy's must be told.
+_CHECK_VIEWS = platform.python_implementation() != "CPython"
 
 _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any  # anything with the buffer protocol; typing gains a name for it in 3.12
 
 
-class _Scratch(threading.local):
-    """This thread's msgbuf for msgrcv(2).
-
-    cffi releases the GIL during the call, so one buffer shared between threads
-    would be a data race; one per thread needs no lock. It grows to the largest
-    receive the thread has made.
-    """
-
-    size = -1
-    raw: Any = None
-    buf: Any = None
-    text: Any = None
-
-    def grow(self, size: int) -> None:
-        self.raw = _alloc("char[]", _TEXT_OFFSET + max(size, 1))
-        self.buf = ffi.cast("struct sysvmq_msgbuf *", self.raw)
-        self.text = self.buf.mtext
-        self.size = size
+# A msgbuf for msgrcv(2): (the struct, its text, the text's capacity).
+_Msgbuf = Tuple[Any, Any, int]
 
 
-_scratch = _Scratch()
+def _msgbuf(size: int) -> _Msgbuf:
+    buf = _new("struct sysvmq_msgbuf *", [0, max(size, 1)])
+    return buf, buf.mtext, size
 
 
 class _Backoff:
@@ -227,16 +221,17 @@ def _borrow(obj: object, name: str, writable: bool) -> Any:
     """A cdata over obj's memory, no copy; TypeError unless it is a C-contiguous (writable) buffer."""
     what = "a writable bytes-like object" if writable else "bytes, a bytes-like object or str"
     try:
-        view = memoryview(obj)  # type: ignore[arg-type]
+        if _CHECK_VIEWS:
+            with memoryview(obj) as view:  # type: ignore[arg-type]
+                if not view.c_contiguous or (writable and view.readonly):
+                    raise BufferError
+        return _from_buffer("char[]", obj, writable)
     except TypeError:
         raise TypeError(f"{name} must be {what}, not {type(obj).__name__}") from None
-    with view:
-        # PyPy's from_buffer takes a strided view as if it were contiguous: check here.
-        if not view.c_contiguous:
-            raise TypeError(f"{name} must be a C-contiguous buffer, not a strided {type(obj).__name__}")
-        if writable and view.readonly:
-            raise TypeError(f"{name} must be {what}, not a read-only {type(obj).__name__}")
-    return ffi.from_buffer(obj, require_writable=writable)
+    except BufferError:
+        with memoryview(obj) as view:  # type: ignore[arg-type]
+            kind = "read-only" if writable and view.readonly else "strided (not C-contiguous)"
+        raise TypeError(f"{name} must be {what}, not a {kind} {type(obj).__name__}") from None
 
 
 def _message_arg(message: object) -> Any:
@@ -374,11 +369,14 @@ class SysVMQ:
             kernel.msgmni queues exist.
     """
 
-    __slots__ = ("_id", "_key", "_buffer_size", "_fits", "_fits_until", "__weakref__")
+    __slots__ = ("_id", "_key", "_buffer_size", "_bufs", "_fits", "_fits_until", "__weakref__")
 
     _id: int
     _key: int
     _buffer_size: int
+    # msgbufs not in use, each at least buffer_size. A call pops one and puts it
+    # back: threads never share one and no lock is held (pop and append are atomic).
+    _bufs: List[_Msgbuf]
     _fits: int  # the queue's max_size as last read, or -1
     _fits_until: float  # when that reading goes stale (monotonic clock)
 
@@ -393,6 +391,7 @@ class SysVMQ:
         self._buffer_size = _buffer_size_arg(buffer_size)
         self._key = ukey
         self._id = _msgget(ukey, f)
+        self._bufs = []
         self._fits, self._fits_until = -1, 0.0
 
     # named constructors
@@ -450,6 +449,7 @@ class SysVMQ:
         self._id = msqid
         self._key = key
         self._buffer_size = buffer_size
+        self._bufs = []
         self._fits, self._fits_until = -1, 0.0
         return self
 
@@ -517,25 +517,22 @@ class SysVMQ:
             QueueRemoved: the queue is gone, or was removed while waiting.
             QueuePermissionError: no write permission on the queue.
         """
-        if (
-            message.__class__ is bytes
-            and type.__class__ is int
-            and 0 < type <= _LONG_MAX
-            and not flags
-            and block
-            and timeout is None
-        ):
-            if lib.sysvmq_send(self._id, type, message, len(message), IPC_NOWAIT) == 0:
-                return
-            if ffi.errno == errno.EAGAIN:
-                return self._send_full(message, len(message), type, None)
+        if message.__class__ is bytes and type.__class__ is int and not flags and block and timeout is None:
+            try:
+                # The C helper refuses a type < 1 (EINVAL) without a syscall.
+                if _c_send(self._id, type, message, len(message), IPC_NOWAIT) == 0:
+                    return
+                if ffi.errno == errno.EAGAIN:
+                    return self._send_full(message, len(message), type, None)
+            except OverflowError:
+                pass  # a type beyond C long: the general path says so
         t = _send_type_arg(type)
         f = _flags_arg(flags, _SEND_FLAGS, "send")
         nowait = not block or bool(f & IPC_NOWAIT)
         wait = _timeout_arg(timeout, nowait)
         data = _message_arg(message)
         try:
-            if lib.sysvmq_send(self._id, t, data, len(data), IPC_NOWAIT) == 0:
+            if _c_send(self._id, t, data, len(data), IPC_NOWAIT) == 0:
                 return
             err = ffi.errno
             if err != errno.EAGAIN or nowait:
@@ -556,14 +553,14 @@ class SysVMQ:
         if size > self._fits or _monotonic() > self._fits_until:
             self._check_fits(size)
         if timeout is None:
-            while lib.sysvmq_send(self._id, mtype, data, size, 0) != 0:
+            while _c_send(self._id, mtype, data, size, 0) != 0:
                 err = ffi.errno
                 if err != errno.EINTR:
                     raise self._send_error(err, size, None)
             return
         backoff = _Backoff(timeout)
         while backoff.wait():
-            if lib.sysvmq_send(self._id, mtype, data, size, IPC_NOWAIT) == 0:
+            if _c_send(self._id, mtype, data, size, IPC_NOWAIT) == 0:
                 return
             err = ffi.errno
             if err != errno.EAGAIN:
@@ -604,6 +601,10 @@ class SysVMQ:
         return error_from_errno(err, where)
 
     # receiving
+    #
+    # receive, receive_message and receive_into each begin with the same fast
+    # path, written out in each: on CPython a shared helper costs a call per
+    # message. Whatever the fast path does not take, _receive does in full.
 
     def receive(
         self,
@@ -634,18 +635,22 @@ class SysVMQ:
             QueuePermissionError: no read permission on the queue.
         """
         if type.__class__ is int and not flags and block and timeout is None and not truncate:
-            size = self._buffer_size
-            s = _scratch
-            if s.size < size:
-                s.grow(size)
+            bufs = self._bufs
             try:
-                n = lib.msgrcv(self._id, s.buf, size, type, 0)
+                m = bufs.pop()
+            except IndexError:
+                m = _msgbuf(self._buffer_size)
+            try:
+                n = _c_msgrcv(self._id, m[0], self._buffer_size, type, 0)
             except OverflowError:
                 n = -1  # a type beyond C long: the general path says so
             if n >= 0:
-                return ffi.unpack(s.text, n)  # type: ignore[no-any-return]
-        n = self._receive(self._buffer_size, type, flags, block, timeout, truncate, ffi.NULL)
-        return ffi.unpack(_scratch.text, n)  # type: ignore[no-any-return]
+                data: bytes = _unpack(m[1], n)
+                bufs.append(m)
+                return data
+            bufs.append(m)
+        result, _ = self._receive(type, flags, block, timeout, truncate, None)
+        return result  # type: ignore[return-value]
 
     def receive_message(
         self,
@@ -657,9 +662,23 @@ class SysVMQ:
         truncate: bool = False,
     ) -> Message:
         """As ``receive``, returning the message's type as well: ``Message(data, type)``."""
-        n = self._receive(self._buffer_size, type, flags, block, timeout, truncate, ffi.NULL)
-        s = _scratch
-        return Message(ffi.unpack(s.text, n), int(s.buf.mtype))
+        if type.__class__ is int and not flags and block and timeout is None and not truncate:
+            bufs = self._bufs
+            try:
+                m = bufs.pop()
+            except IndexError:
+                m = _msgbuf(self._buffer_size)
+            try:
+                n = _c_msgrcv(self._id, m[0], self._buffer_size, type, 0)
+            except OverflowError:
+                n = -1
+            if n >= 0:
+                message = Message(_unpack(m[1], n), m[0].mtype)
+                bufs.append(m)
+                return message
+            bufs.append(m)
+        data, mtype = self._receive(type, flags, block, timeout, truncate, None)
+        return Message(data, mtype)  # type: ignore[arg-type]
 
     def receive_into(
         self,
@@ -682,24 +701,44 @@ class SysVMQ:
             TypeError: the buffer is read-only or not C-contiguous.
             MessageTooLarge: the message is longer than the buffer; it stays queued.
         """
-        dest = _borrow(buffer, "buffer", writable=True)
+        if buffer.__class__ is bytearray:
+            dest = _from_buffer("char[]", buffer, True)  # contiguous and writable by nature
+        else:
+            dest = _borrow(buffer, "buffer", writable=True)
         try:
-            n = self._receive(len(dest), type, flags, block, timeout, truncate, dest)
+            if type.__class__ is int and not flags and block and timeout is None and not truncate:
+                size = len(dest)
+                bufs = self._bufs
+                try:
+                    m = bufs.pop()
+                except IndexError:
+                    m = _msgbuf(max(size, self._buffer_size))
+                if m[2] < size:
+                    m = _msgbuf(size)
+                try:
+                    n = _c_receive_into(self._id, m[0], size, type, 0, dest)
+                except OverflowError:
+                    n = -1
+                if n >= 0:
+                    got = m[0].mtype
+                    bufs.append(m)
+                    return n, got
+                bufs.append(m)
+            return self._receive(type, flags, block, timeout, truncate, dest)  # type: ignore[return-value]
         finally:
             ffi.release(dest)
-        return n, int(_scratch.buf.mtype)
 
     def _receive(
         self,
-        size: int,
         mtype: object,
         flags: object,
         block: bool,
         timeout: object,
         truncate: bool,
         dest: Any,
-    ) -> int:
-        """msgrcv into this thread's scratch buffer (and ``dest``); returns the length."""
+    ) -> Tuple[Union[bytes, int], int]:
+        """msgrcv in full: checks, timeouts, EINTR. Returns (the bytes, or their count if
+        copied into ``dest``; the message's type)."""
         t = _receive_type_arg(mtype)
         f = _flags_arg(flags, _RECEIVE_FLAGS, "receive")
         if truncate:
@@ -711,18 +750,28 @@ class SysVMQ:
         if wait is not None:
             backoff = _Backoff(wait)
             f |= IPC_NOWAIT
-        s = _scratch
-        if s.size < size:
-            s.grow(size)
+        size = self._buffer_size if dest is None else len(dest)
+        bufs = self._bufs
+        try:
+            m = bufs.pop()
+        except IndexError:
+            m = _msgbuf(max(size, self._buffer_size))
+        if m[2] < size:
+            m = _msgbuf(size)
+        target = _NULL if dest is None else dest
         while True:
-            n: int = lib.sysvmq_receive_into(self._id, s.buf, size, t, f, dest)
+            n: int = _c_receive_into(self._id, m[0], size, t, f, target)
             if n >= 0:
-                return n
+                result = _unpack(m[1], n) if dest is None else n
+                got = m[0].mtype
+                bufs.append(m)
+                return result, got
             err = ffi.errno
             if err == errno.EINTR:
                 continue
             if err == errno.ENOMSG and backoff is not None and backoff.wait():
                 continue
+            bufs.append(m)
             raise self._receive_error(err, t, f, size, wait)
 
     def _receive_error(self, err: int, mtype: int, flags: int, size: int, timeout: Optional[float]) -> SysVMQError:
@@ -761,12 +810,19 @@ class SysVMQ:
         # The kernel will not truncate a copy (copy_msg answers EINVAL, not
         # what MSG_NOERROR promises): copy it whole, at most msgmax, and cut here.
         size = max(_msgmax(), self._buffer_size) if truncate else self._buffer_size
-        s = _scratch
-        if s.size < size:
-            s.grow(size)
-        n = lib.sysvmq_receive_into(self._id, s.buf, size, i, IPC_NOWAIT | MSG_COPY, ffi.NULL)
+        bufs = self._bufs
+        try:
+            m = bufs.pop()
+        except IndexError:
+            m = _msgbuf(size)
+        if m[2] < size:
+            m = _msgbuf(size)
+        n = _c_receive_into(self._id, m[0], size, i, IPC_NOWAIT | MSG_COPY, _NULL)
         if n >= 0:
-            return Message(ffi.unpack(s.text, min(n, self._buffer_size)), int(s.buf.mtype))
+            message = Message(_unpack(m[1], min(n, self._buffer_size)), m[0].mtype)
+            bufs.append(m)
+            return message
+        bufs.append(m)
         err = ffi.errno
         if err == errno.ENOMSG:
             raise QueueEmpty(err, f"{where}: the queue holds no message there")
