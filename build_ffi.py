@@ -92,6 +92,11 @@ ssize_t msgrcv(int msqid, void *msgp, size_t msgsz, long msgtyp, int msgflg);
 int msgctl(int msqid, int cmd, struct msqid_ds *buf);
 
 int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags);
+size_t sysvmq_send_many(int msqid, long type, const char *data, const size_t *lens,
+                        size_t count, size_t start, int flags);
+size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen, long type,
+                           int flags, size_t max_count, char *out, size_t cap,
+                           size_t *lens, long *types);
 ssize_t sysvmq_receive_into(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen,
                             long type, int flags, char *dest);
 long long sysvmq_key(const struct msqid_ds *ds);
@@ -168,36 +173,81 @@ HELPERS = r"""
 /* Messages up to this size are assembled on the stack: no malloc per send. */
 #define SYSVMQ_STACK_TEXT 8192
 
-/* Copy the caller's bytes behind the type and send, in one crossing. */
-static int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags)
+/* msgsnd(2) messages start..count-1, laid end to end in data (lens[i] bytes
+   each), all of one type, until one fails. Returns how many it sent; when that
+   is fewer than asked, errno says why. One crossing for the whole batch. */
+static size_t sysvmq_send_many(int msqid, long type, const char *data, const size_t *lens,
+                               size_t count, size_t start, int flags)
 {
     union {
         struct sysvmq_msgbuf msg;
         char raw[offsetof(struct sysvmq_msgbuf, mtext) + SYSVMQ_STACK_TEXT];
     } local;
     struct sysvmq_msgbuf *buf = &local.msg;
-    int rc, saved;
+    size_t i, longest = 0, sent = 0;
+    int saved;
 
     if (type < 1) {  /* msgsnd(2) would say EINVAL; spare the syscall */
         errno = EINVAL;
-        return -1;
+        return 0;
     }
-    if (len > SYSVMQ_STACK_TEXT) {
-        buf = malloc(offsetof(struct sysvmq_msgbuf, mtext) + len);
+    for (i = 0; i < start; i++)
+        data += lens[i];
+    for (i = start; i < count; i++)
+        if (lens[i] > longest)
+            longest = lens[i];
+    if (longest > SYSVMQ_STACK_TEXT) {
+        buf = malloc(offsetof(struct sysvmq_msgbuf, mtext) + longest);
         if (buf == NULL) {
             errno = ENOMEM;
-            return -1;
+            return 0;
         }
     }
     buf->mtype = type;
-    memcpy(buf->mtext, data, len);
-    rc = msgsnd(msqid, buf, len, flags);
+    for (i = start; i < count; i++) {
+        memcpy(buf->mtext, data, lens[i]);
+        if (msgsnd(msqid, buf, lens[i], flags) < 0)
+            break;
+        data += lens[i];
+        sent++;
+    }
     if (buf != &local.msg) {
         saved = errno;
         free(buf);
         errno = saved;
     }
-    return rc;
+    return sent;
+}
+
+/* One message: copy the caller's bytes behind the type and send. */
+static int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags)
+{
+    return sysvmq_send_many(msqid, type, data, &len, 1, 0, flags) == 1 ? 0 : -1;
+}
+
+/* msgrcv(2) up to max_count messages: the first with flags, the rest with
+   flags | IPC_NOWAIT, so that it never waits once it holds one. Their texts go
+   end to end into out (cap bytes), lens[i] and types[i] say each. It stops at
+   the first failure (errno says why), or when out lacks room for another
+   message of maxlen bytes. Returns how many it took. */
+static size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen, long type,
+                                  int flags, size_t max_count, char *out, size_t cap,
+                                  size_t *lens, long *types)
+{
+    size_t taken = 0, used = 0;
+    ssize_t n;
+
+    while (taken < max_count && used + maxlen <= cap) {
+        n = msgrcv(msqid, buf, maxlen, type, taken ? flags | IPC_NOWAIT : flags);
+        if (n < 0)
+            break;
+        memcpy(out + used, buf->mtext, (size_t)n);
+        lens[taken] = (size_t)n;
+        types[taken] = buf->mtype;
+        used += (size_t)n;
+        taken++;
+    }
+    return taken;
 }
 
 /* msgrcv(2) into the scratch buffer, then one copy into the caller's (if any). */

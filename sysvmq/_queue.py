@@ -7,14 +7,16 @@ handlers before the retry, and one that raises ends the call), else raise
 from the table in ``_errors``.
 """
 
+import collections.abc
 import errno
+import itertools
 import math
 import numbers
 import operator
 import os
 import platform
 import time
-from typing import Any, List, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from ._errors import (
     MessageTooLarge,
@@ -83,14 +85,16 @@ _FALLBACK_MSGMAX = 8192
 # is taken within about _POLL_MAX, and a wait costs ~1000 wake-ups a second.
 _POLL_FIRST = 50e-6
 _POLL_MAX = 1e-3
-# How long a send trusts the queue's max_size it read (see SysVMQ._send_full).
-_FITS_TTL = 1.0
+# How long a reading of max_size (SysVMQ._send_full) or msgmax (send_many) is trusted.
+_READING_TTL = 1.0
 
 _new = ffi.new_allocator(should_clear_after_alloc=False)
 # The hot path reaches C through module globals: cheaper than attributes of lib.
 _c_send = lib.sysvmq_send
 _c_msgrcv = lib.msgrcv
 _c_receive_into = lib.sysvmq_receive_into
+_c_send_many = lib.sysvmq_send_many
+_c_receive_many = lib.sysvmq_receive_many
 _unpack = ffi.unpack
 _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
@@ -110,6 +114,25 @@ _Msgbuf = Tuple[Any, Any, int]
 def _msgbuf(size: int) -> _Msgbuf:
     buf = _new("struct sysvmq_msgbuf *", [0, max(size, 1)])
     return buf, buf.mtext, size
+
+
+# What receive_many fills in one crossing: a msgbuf, the texts end to end,
+# their room, each one's length and type, and how many fit.
+_Batch = Tuple[Any, Any, int, Any, Any, int]
+_BATCH_COUNT = 256  # messages one crossing takes at most
+_BATCH_BYTES = 1 << 20  # room for texts, at most (and at least one message)
+
+
+def _batch(count: int, size: int) -> _Batch:
+    room = max(size, min(count * size, _BATCH_BYTES), 1)
+    return (
+        _new("struct sysvmq_msgbuf *", [0, max(size, 1)]),
+        _new("char[]", room),
+        room,
+        _new("size_t[]", count),
+        _new("long[]", count),
+        count,
+    )
 
 
 class _Backoff:
@@ -243,6 +266,29 @@ def _message_arg(message: object) -> Any:
     return _borrow(message, "message", writable=False)
 
 
+def _pack(messages: Sequence[Any]) -> Tuple[bytes, List[int]]:
+    """The messages end to end in one bytes, and each one's length; TypeError names a bad one."""
+    try:
+        blob = b"".join(messages)
+        lens = list(map(len, messages))
+        # len() counts items, not bytes, for wider buffers (array('i')): then the sums differ.
+        if sum(lens) == len(blob):
+            return blob, lens
+    except (TypeError, BufferError):
+        pass
+    texts = []
+    for i, m in enumerate(messages):
+        if isinstance(m, str):
+            texts.append(m.encode("utf-8"))
+        elif isinstance(m, bytes):
+            texts.append(m)
+        else:
+            data = _borrow(m, f"messages[{i}]", writable=False)
+            texts.append(_unpack(data, len(data)))
+            ffi.release(data)
+    return b"".join(texts), list(map(len, texts))
+
+
 def _release(data: Any) -> None:
     # A borrowed buffer pins its object (a bytearray cannot resize) until
     # released; on PyPy the garbage collector would release it much later.
@@ -262,6 +308,19 @@ def _msginfo(cmd: int, name: str, available: bool) -> Tuple[int, Any]:
     if rc < 0:
         raise error_from_errno(ffi.errno, f"msgctl({name})")
     return rc, info
+
+
+_msgmax_seen = (0, 0.0)  # (kernel.msgmax, when it was read)
+
+
+def _msgmax_cached() -> int:
+    """kernel.msgmax, read at most once a second: a batch checks it before each call."""
+    global _msgmax_seen
+    value, when = _msgmax_seen
+    now = _monotonic()
+    if now - when > _READING_TTL or not when:
+        _msgmax_seen = value, when = _msgmax(), now
+    return value
 
 
 def _msgmax() -> int:
@@ -369,7 +428,7 @@ class SysVMQ:
             kernel.msgmni queues exist.
     """
 
-    __slots__ = ("_id", "_key", "_buffer_size", "_bufs", "_fits", "_fits_until", "__weakref__")
+    __slots__ = ("_id", "_key", "_buffer_size", "_bufs", "_batches", "_fits", "_fits_until", "__weakref__")
 
     _id: int
     _key: int
@@ -377,6 +436,7 @@ class SysVMQ:
     # msgbufs not in use, each at least buffer_size. A call pops one and puts it
     # back: threads never share one and no lock is held (pop and append are atomic).
     _bufs: List[_Msgbuf]
+    _batches: List[_Batch]  # the same for receive_many
     _fits: int  # the queue's max_size as last read, or -1
     _fits_until: float  # when that reading goes stale (monotonic clock)
 
@@ -391,7 +451,7 @@ class SysVMQ:
         self._buffer_size = _buffer_size_arg(buffer_size)
         self._key = ukey
         self._id = _msgget(ukey, f)
-        self._bufs = []
+        self._bufs, self._batches = [], []
         self._fits, self._fits_until = -1, 0.0
 
     # named constructors
@@ -449,7 +509,7 @@ class SysVMQ:
         self._id = msqid
         self._key = key
         self._buffer_size = buffer_size
-        self._bufs = []
+        self._bufs, self._batches = [], []
         self._fits, self._fits_until = -1, 0.0
         return self
 
@@ -572,7 +632,7 @@ class SysVMQ:
             max_size = self.stats().max_size
         except QueuePermissionError:
             max_size = _ULONG_MAX  # a write-only producer cannot read max_size: just wait
-        self._fits_until = _monotonic() + _FITS_TTL
+        self._fits_until = _monotonic() + _READING_TTL
         self._fits = max_size
         if size > max_size:
             raise MessageTooLarge(
@@ -790,6 +850,178 @@ class SysVMQ:
         if err in (errno.EACCES, errno.EPERM):
             return error_from_errno(err, where, "no read permission")
         return error_from_errno(err, where)
+
+    # batches: one crossing into C for many messages
+
+    def send_many(
+        self,
+        messages: Sequence[Union[bytes, str, Buffer]],
+        type: int = 1,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Queue a sequence of messages of one type, in order, in one call into C.
+
+        Every message is checked (as ``send`` checks one) before the first is
+        sent. ``timeout`` bounds the whole call.
+
+        Args:
+            messages: a sequence (list, tuple) of bytes, buffers or str. Not an
+                iterator: what was not sent must still be in the caller's hands.
+
+        Returns:
+            How many were queued: all of them, unless ``block=False`` stopped at a full queue.
+
+        Raises:
+            QueueFull: ``block=False`` and not even the first fitted, or ``timeout`` passed.
+            MessageTooLarge: one is longer than kernel.msgmax (nothing is sent), or
+                than the queue's max_size.
+            Any exception raised once sending began (a signal handler's too)
+            carries ``count``: how many were queued before it.
+        """
+        if isinstance(messages, (str, bytes, bytearray, memoryview)) or not isinstance(
+            messages, collections.abc.Sequence
+        ):
+            raise TypeError(
+                f"messages must be a sequence (list or tuple) of messages, not {messages.__class__.__name__}"
+            )
+        t = _send_type_arg(type)
+        nowait = not block
+        wait = _timeout_arg(timeout, nowait)
+        blob, lens = _pack(messages)
+        total = len(lens)
+        if not total:
+            return 0
+        longest = max(lens)
+        msgmax = _msgmax_cached()
+        if longest > msgmax:
+            i = lens.index(longest)
+            raise MessageTooLarge(
+                errno.E2BIG,
+                f"send_many on {self._describe()}: messages[{i}] of {longest} bytes exceeds "
+                f"kernel.msgmax ({msgmax}); nothing was sent",
+            )
+        sizes = _new("size_t[]", lens)
+        done: int = 0
+        backoff: Optional[_Backoff] = None
+        try:
+            while True:
+                done += _c_send_many(self._id, t, blob, sizes, total, done, IPC_NOWAIT)
+                if done == total:
+                    return total
+                err = ffi.errno
+                if err != errno.EAGAIN:
+                    raise self._send_error(err, lens[done], wait)
+                if nowait:
+                    if done:
+                        return done
+                    raise self._send_error(err, lens[0], None)
+                if backoff is None:
+                    rest = max(lens[done:])
+                    if rest > self._fits or _monotonic() > self._fits_until:
+                        self._check_fits(rest)
+                    if wait is not None:
+                        backoff = _Backoff(wait)
+                if backoff is None:
+                    # Block in the kernel for the rest, still in one crossing.
+                    done += _c_send_many(self._id, t, blob, sizes, total, done, 0)
+                    if done == total:
+                        return total
+                    err = ffi.errno
+                    if err != errno.EINTR:
+                        raise self._send_error(err, lens[done], None)
+                elif not backoff.wait():
+                    raise self._send_error(errno.EAGAIN, lens[done], wait)
+        except BaseException as exc:
+            exc.count = done  # type: ignore[attr-defined]
+            raise
+
+    def receive_many(
+        self,
+        max_count: int,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> List[bytes]:
+        """Wait (per ``block``/``timeout``) for one message, then take up to
+        ``max_count - 1`` more that are queued already, without waiting; all in
+        one call into C (one per 256 messages).
+
+        ``type`` and ``truncate`` are those of ``receive``. An error after the
+        first message ends the batch, which is returned; the next call meets the
+        condition again (a too-large message stays queued).
+
+        Raises:
+            QueueEmpty: nothing matches, with ``block=False`` or once ``timeout`` passes.
+            MessageTooLarge, QueueRemoved, QueuePermissionError: as ``receive``,
+                for the first message.
+        """
+        return self._receive_many(max_count, type, block, timeout, truncate, False)  # type: ignore[return-value]
+
+    def receive_many_messages(
+        self,
+        max_count: int,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> List[Message]:
+        """As ``receive_many``, returning ``Message(data, type)`` for each."""
+        return self._receive_many(max_count, type, block, timeout, truncate, True)  # type: ignore[return-value]
+
+    def _receive_many(
+        self, max_count: object, mtype: object, block: bool, timeout: object, truncate: bool, typed: bool
+    ) -> Union[List[bytes], List[Message]]:
+        count = _int_arg("max_count", max_count)
+        if count < 1:
+            raise ValueError(f"max_count must be at least 1, not {count}")
+        t = _receive_type_arg(mtype)
+        f = (MSG_NOERROR if truncate else 0) | (0 if block else IPC_NOWAIT)
+        wait = _timeout_arg(timeout, not block)
+        backoff: Optional[_Backoff] = None
+        if wait is not None:
+            backoff = _Backoff(wait)
+            f |= IPC_NOWAIT
+        size = self._buffer_size
+        k = min(count, _BATCH_COUNT)
+        batches = self._batches
+        try:
+            b = batches.pop()
+        except IndexError:
+            b = _batch(k, size)
+        if b[5] < k:
+            b = _batch(k, size)
+        buf, out, room, lens, types, _ = b
+        result: List[Any] = []
+        while True:
+            want = min(count - len(result), k)
+            n = _c_receive_many(self._id, buf, size, t, f, want, out, room, lens, types)
+            if n:
+                sizes = _unpack(lens, n)
+                ends = list(itertools.accumulate(sizes))
+                blob = _unpack(out, ends[-1])
+                texts = map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends))
+                result.extend(map(Message, texts, _unpack(types, n)) if typed else texts)
+                # Go on only if it stopped at its count or its room, not for want of messages.
+                if len(result) == count or (n < want and ends[-1] + size <= room):
+                    break
+                f |= IPC_NOWAIT  # it holds messages now: never wait again
+                continue
+            if result:
+                break  # the next call meets this condition again
+            err = ffi.errno
+            if err == errno.EINTR:
+                continue
+            if err == errno.ENOMSG and backoff is not None and backoff.wait():
+                continue
+            batches.append(b)
+            raise self._receive_error(err, t, f, size, wait)
+        batches.append(b)
+        return result
 
     def peek(self, index: int = 0, *, truncate: bool = False) -> Message:
         """Copy the index-th message (0 is the oldest) without taking it off the queue.

@@ -1,0 +1,225 @@
+"""send_many, receive_many and receive_many_messages: one call into C for many messages."""
+
+import array
+import os
+import signal
+import threading
+
+import pytest
+from conftest import fill, wait_blocked
+
+import sysvmq
+from sysvmq import Message, SysVMQ
+
+
+def drain(q: SysVMQ) -> list:  # type: ignore[type-arg]
+    out = []
+    while True:
+        try:
+            out.append(q.receive_message(block=False))
+        except sysvmq.QueueEmpty:
+            return out
+
+
+def test_send_many_queues_all_in_order_with_their_type(queue: SysVMQ) -> None:
+    batch = [b"a", "bé", bytearray(b"cc"), memoryview(b"ddd"), array.array("b", b"ee"), b""]
+    assert queue.send_many(batch, 4) == 6
+    assert drain(queue) == [(b"a", 4), ("bé".encode(), 4), (b"cc", 4), (b"ddd", 4), (b"ee", 4), (b"", 4)]
+
+
+def test_send_many_sends_the_bytes_of_wide_buffers(queue: SysVMQ) -> None:
+    ints = array.array("i", [1, 2])
+    queue.send_many([ints, b"x"])
+    assert [m.data for m in drain(queue)] == [ints.tobytes(), b"x"]
+
+
+def test_send_many_of_nothing_is_zero(queue: SysVMQ) -> None:
+    assert queue.send_many([]) == 0
+    assert queue.stats().count == 0
+
+
+@pytest.mark.parametrize("messages", [iter([b"a"]), (m for m in [b"a"]), {b"a"}, b"ab", "ab", None], ids=repr)
+def test_send_many_wants_a_sequence(queue: SysVMQ, messages: object) -> None:
+    with pytest.raises(TypeError, match="messages must be a sequence"):
+        queue.send_many(messages)  # type: ignore[arg-type]
+    assert queue.stats().count == 0
+
+
+def test_send_many_checks_every_message_before_sending(queue: SysVMQ) -> None:
+    with pytest.raises(TypeError, match=r"messages\[2\] must be bytes"):
+        queue.send_many([b"ok", b"ok", 3, b"ok"])
+    with pytest.raises(TypeError, match=r"messages\[1\] must be .*strided"):
+        queue.send_many([b"ok", _strided()])
+    assert queue.stats().count == 0
+
+
+def _strided() -> object:
+    # A 2-D non-contiguous view: join refuses it on every interpreter.
+    return memoryview(bytearray(16)).cast("B", (4, 4))[::2]
+
+
+def test_send_many_message_above_msgmax_sends_nothing(queue: SysVMQ) -> None:
+    msgmax = sysvmq.limits().msgmax
+    with pytest.raises(sysvmq.MessageTooLarge, match=rf"messages\[1\] of {msgmax + 1} bytes exceeds kernel\.msgmax"):
+        queue.send_many([b"a", b"x" * (msgmax + 1)])
+    assert queue.stats().count == 0
+
+
+@pytest.mark.parametrize("mtype", [0, -3, 2**63])
+def test_send_many_type_out_of_range(queue: SysVMQ, mtype: int) -> None:
+    with pytest.raises(ValueError, match="type must be 1"):
+        queue.send_many([b"a"], mtype)
+    assert queue.stats().count == 0
+
+
+def test_send_many_nonblocking_stops_at_a_full_queue(queue: SysVMQ) -> None:
+    queue.update(max_size=3000)
+    assert queue.send_many([b"x" * 1000] * 5, block=False) == 3
+    assert queue.stats().count == 3
+    with pytest.raises(sysvmq.QueueFull) as info:
+        queue.send_many([b"x" * 1000] * 5, block=False)
+    assert info.value.count == 0
+
+
+def test_send_many_timeout_carries_the_count(queue: SysVMQ) -> None:
+    queue.update(max_size=3000)
+    with pytest.raises(sysvmq.QueueFull, match=r"within 0\.05 s") as info:
+        queue.send_many([b"x" * 1000] * 5, timeout=0.05)
+    assert info.value.count == 3
+    assert queue.stats().count == 3
+
+
+def test_send_many_blocks_until_all_fit(queue: SysVMQ) -> None:
+    total = 500
+    got: list = []  # type: ignore[type-arg]
+    consumer = threading.Thread(target=lambda: got.extend(queue.receive(timeout=30) for _ in range(total)))
+    consumer.start()
+    assert queue.send_many([i.to_bytes(2, "big") * 256 for i in range(total)]) == total
+    consumer.join(30)
+    assert got == [i.to_bytes(2, "big") * 256 for i in range(total)]
+
+
+def test_send_many_message_above_max_size_carries_the_count(queue: SysVMQ) -> None:
+    queue.update(max_size=100)
+    with pytest.raises(sysvmq.MessageTooLarge, match=r"max_size \(100\)") as info:
+        queue.send_many([b"a" * 50, b"b" * 50, b"c" * 101], timeout=5)
+    assert info.value.count == 2
+    assert [m.data for m in drain(queue)] == [b"a" * 50, b"b" * 50]
+
+
+def test_send_many_interrupted_by_a_raising_handler_carries_the_count(queue: SysVMQ) -> None:
+    queue.update(max_size=3000)
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Stop
+
+    sender_tid = threading.get_native_id()
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        # Signal this (main) thread once it sleeps in msgsnd on the full queue.
+        t = threading.Thread(target=lambda: (wait_blocked(sender_tid), os.kill(os.getpid(), signal.SIGUSR1)))
+        t.start()
+        with pytest.raises(Stop) as info:
+            queue.send_many([b"x" * 1000] * 5)
+        t.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert info.value.count == 3  # type: ignore[attr-defined]
+    assert queue.stats().count == 3
+
+
+def test_receive_many_takes_what_is_queued_up_to_max_count(queue: SysVMQ) -> None:
+    queue.send_many([b"1", b"2", b"3"])
+    assert queue.receive_many(2) == [b"1", b"2"]
+    assert queue.receive_many(10) == [b"3"]
+
+
+def test_receive_many_waits_for_the_first(queue: SysVMQ) -> None:
+    sender = threading.Thread(target=lambda: queue.send_many([b"late", b"later"], 6))
+    waiter: list = []  # type: ignore[type-arg]
+    t = threading.Thread(target=lambda: waiter.append(queue.receive_many_messages(5, 6)))
+    t.start()
+    wait_blocked(t.native_id)
+    sender.start()
+    sender.join(10)
+    t.join(10)
+    # The waiter may wake between the two sends: it gets one or both, never more.
+    got = waiter[0] + drain(queue)
+    assert got == [Message(b"late", 6), Message(b"later", 6)]
+    assert 1 <= len(waiter[0]) <= 2
+
+
+def test_receive_many_empty_queue(queue: SysVMQ) -> None:
+    with pytest.raises(sysvmq.QueueEmpty):
+        queue.receive_many(4, block=False)
+    with pytest.raises(sysvmq.QueueEmpty, match=r"within 0\.02 s"):
+        queue.receive_many(4, timeout=0.02)
+
+
+def test_receive_many_by_type_and_negative_type(queue: SysVMQ) -> None:
+    for t in (3, 1, 2, 1, 5):
+        queue.send(str(t), t)
+    assert queue.receive_many(10, 1) == [b"1", b"1"]
+    assert queue.receive_many_messages(10, -3) == [Message(b"2", 2), Message(b"3", 3)]  # lowest type first
+    assert queue.receive_many(10) == [b"5"]
+
+
+def test_receive_many_first_too_large_stays_queued(make_queue) -> None:  # type: ignore[no-untyped-def]
+    q = make_queue(buffer_size=4)
+    q.send(b"too long")
+    with pytest.raises(sysvmq.MessageTooLarge):
+        q.receive_many(3)
+    assert q.receive_many(3, truncate=True) == [b"too "]
+
+
+def test_receive_many_stops_before_a_too_large_message(make_queue) -> None:  # type: ignore[no-untyped-def]
+    q = make_queue(buffer_size=4)
+    q.send_many([b"ok", b"fine", b"too long", b"after"])
+    assert q.receive_many(10) == [b"ok", b"fine"]
+    with pytest.raises(sysvmq.MessageTooLarge):
+        q.receive_many(10)
+    assert q.stats().count == 2
+
+
+def test_receive_many_returns_the_batch_when_the_queue_goes(queue: SysVMQ) -> None:
+    queue.send(b"only")
+    assert queue.receive_many(5) == [b"only"]
+    queue.destroy()
+    with pytest.raises(sysvmq.QueueRemoved):
+        queue.receive_many(5, block=False)
+
+
+@pytest.mark.parametrize("count", [0, -1])
+def test_receive_many_max_count_at_least_one(queue: SysVMQ, count: int) -> None:
+    with pytest.raises(ValueError, match="max_count must be at least 1"):
+        queue.receive_many(count)
+
+
+def test_receive_many_timeout_with_nowait_is_value_error(queue: SysVMQ) -> None:
+    with pytest.raises(ValueError, match="timeout cannot be combined"):
+        queue.receive_many(3, block=False, timeout=1)
+
+
+def test_receive_many_beyond_one_crossing(queue: SysVMQ) -> None:
+    # More messages than one crossing takes (256): the call makes several.
+    messages = [i.to_bytes(2, "big") * 8 for i in range(300)]
+    assert queue.send_many(messages) == 300
+    assert queue.receive_many(1000, block=False) == messages
+
+
+def test_receive_many_goes_on_when_room_runs_out(queue: SysVMQ, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With room for one buffer_size message per crossing, each crossing takes one.
+    monkeypatch.setattr(sysvmq._queue, "_BATCH_BYTES", 1)
+    messages = [bytes([i]) * 100 for i in range(50)]
+    queue.send_many(messages)
+    assert queue.receive_many(60) == messages
+
+
+def test_batches_round_trip_through_a_full_queue(queue: SysVMQ) -> None:
+    n = fill(queue, 100)
+    got = queue.receive_many(n)
+    assert len(got) == n
+    assert got == [b"f" * 100] * n
