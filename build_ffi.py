@@ -94,9 +94,10 @@ int msgctl(int msqid, int cmd, struct msqid_ds *buf);
 int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags);
 size_t sysvmq_send_many(int msqid, long type, const char *data, const size_t *lens,
                         size_t count, size_t start, int flags);
+#define SYSVMQ_FMT_ITEM ...
 size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen, long type,
                            int flags, size_t max_count, char *out, size_t cap,
-                           size_t *lens, long *types);
+                           char *fmt, long *types);
 ssize_t sysvmq_receive_into(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen,
                             long type, int flags, char *dest);
 long long sysvmq_key(const struct msqid_ds *ds);
@@ -227,26 +228,47 @@ static int sysvmq_send(int msqid, long type, const char *data, size_t len, int f
 
 /* msgrcv(2) up to max_count messages: the first with flags, the rest with
    flags | IPC_NOWAIT, so that it never waits once it holds one. Their texts go
-   end to end into out (cap bytes), lens[i] and types[i] say each. It stops at
-   the first failure (errno says why), or when out lacks room for another
-   message of maxlen bytes. Returns how many it took. */
+   end to end into out (cap bytes); fmt gets a struct module format that cuts
+   them apart again ("16s3s..."), types[i] each one's type. It stops at the
+   first failure (errno says why), or with errno 0 when out lacks room for
+   another message of maxlen bytes. Returns how many it took. fmt needs room
+   for SYSVMQ_FMT_ITEM bytes a message, and one more. */
+#define SYSVMQ_FMT_ITEM 22  /* the digits of a size_t, "s" */
+
 static size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen, long type,
                                   int flags, size_t max_count, char *out, size_t cap,
-                                  size_t *lens, long *types)
+                                  char *fmt, long *types)
 {
-    size_t taken = 0, used = 0;
+    size_t taken = 0, used = 0, len;
+    char digits[SYSVMQ_FMT_ITEM];
+    int d;
     ssize_t n;
 
-    while (taken < max_count && used + maxlen <= cap) {
+    for (;;) {
+        if (taken == max_count)
+            break;
+        if (used + maxlen > cap) {
+            errno = 0;
+            break;
+        }
         n = msgrcv(msqid, buf, maxlen, type, taken ? flags | IPC_NOWAIT : flags);
         if (n < 0)
             break;
         memcpy(out + used, buf->mtext, (size_t)n);
-        lens[taken] = (size_t)n;
         types[taken] = buf->mtype;
         used += (size_t)n;
         taken++;
+        len = (size_t)n;
+        d = 0;
+        do {
+            digits[d++] = (char)('0' + len % 10);
+            len /= 10;
+        } while (len);
+        while (d)
+            *fmt++ = digits[--d];
+        *fmt++ = 's';
     }
+    *fmt = '\0';
     return taken;
 }
 

@@ -9,12 +9,12 @@ from the table in ``_errors``.
 
 import collections.abc
 import errno
-import itertools
 import math
 import numbers
 import operator
 import os
 import platform
+import struct
 import time
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
@@ -96,6 +96,8 @@ _c_receive_into = lib.sysvmq_receive_into
 _c_send_many = lib.sysvmq_send_many
 _c_receive_many = lib.sysvmq_receive_many
 _unpack = ffi.unpack
+_string = ffi.string
+_unpack_from = struct.unpack_from
 _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
 _monotonic = time.monotonic
@@ -116,20 +118,23 @@ def _msgbuf(size: int) -> _Msgbuf:
     return buf, buf.mtext, size
 
 
-# What receive_many fills in one crossing: a msgbuf, the texts end to end,
-# their room, each one's length and type, and how many fit.
-_Batch = Tuple[Any, Any, int, Any, Any, int]
+# What receive_many fills in one crossing: (a msgbuf, the texts end to end,
+# their room, a view of it, the struct format that cuts them apart, each one's
+# type, how many it holds).
+_Batch = Tuple[Any, Any, int, Any, Any, Any, int]
 _BATCH_COUNT = 256  # messages one crossing takes at most
 _BATCH_BYTES = 1 << 20  # room for texts, at most (and at least one message)
 
 
 def _batch(count: int, size: int) -> _Batch:
     room = max(size, min(count * size, _BATCH_BYTES), 1)
+    out = _new("char[]", room)
     return (
         _new("struct sysvmq_msgbuf *", [0, max(size, 1)]),
-        _new("char[]", room),
+        out,
         room,
-        _new("size_t[]", count),
+        ffi.buffer(out),
+        _new("char[]", count * lib.SYSVMQ_FMT_ITEM + 1),
         _new("long[]", count),
         count,
     )
@@ -161,6 +166,8 @@ class _Backoff:
 
 
 def _int_arg(name: str, value: object) -> int:
+    if value.__class__ is int:
+        return value
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     index: int = operator.index(value)  # type: ignore[arg-type]
@@ -880,8 +887,9 @@ class SysVMQ:
             Any exception raised once sending began (a signal handler's too)
             carries ``count``: how many were queued before it.
         """
-        if isinstance(messages, (str, bytes, bytearray, memoryview)) or not isinstance(
-            messages, collections.abc.Sequence
+        if messages.__class__ is not list and (
+            isinstance(messages, (str, bytes, bytearray, memoryview))
+            or not isinstance(messages, collections.abc.Sequence)
         ):
             raise TypeError(
                 f"messages must be a sequence (list or tuple) of messages, not {messages.__class__.__name__}"
@@ -981,11 +989,13 @@ class SysVMQ:
             raise ValueError(f"max_count must be at least 1, not {count}")
         t = _receive_type_arg(mtype)
         f = (MSG_NOERROR if truncate else 0) | (0 if block else IPC_NOWAIT)
-        wait = _timeout_arg(timeout, not block)
         backoff: Optional[_Backoff] = None
-        if wait is not None:
-            backoff = _Backoff(wait)
-            f |= IPC_NOWAIT
+        wait = None
+        if timeout is not None:
+            wait = _timeout_arg(timeout, not block)
+            if wait is not None:
+                backoff = _Backoff(wait)
+                f |= IPC_NOWAIT
         size = self._buffer_size
         k = min(count, _BATCH_COUNT)
         batches = self._batches
@@ -993,21 +1003,18 @@ class SysVMQ:
             b = batches.pop()
         except IndexError:
             b = _batch(k, size)
-        if b[5] < k:
+        if b[6] < k or b[2] < size:
             b = _batch(k, size)
-        buf, out, room, lens, types, _ = b
+        buf, out, room, view, fmt, types, _ = b
         result: List[Any] = []
         while True:
             want = min(count - len(result), k)
-            n = _c_receive_many(self._id, buf, size, t, f, want, out, room, lens, types)
+            n = _c_receive_many(self._id, buf, size, t, f, want, out, room, fmt, types)
             if n:
-                sizes = _unpack(lens, n)
-                ends = list(itertools.accumulate(sizes))
-                blob = _unpack(out, ends[-1])
-                texts = map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends))
+                texts = _unpack_from(_string(fmt), view)
                 result.extend(map(Message, texts, _unpack(types, n)) if typed else texts)
-                # Go on only if it stopped at its count or its room, not for want of messages.
-                if len(result) == count or (n < want and ends[-1] + size <= room):
+                # Go on only if it stopped at its count or its room (errno 0), not for want of messages.
+                if len(result) == count or (n < want and ffi.errno):
                     break
                 f |= IPC_NOWAIT  # it holds messages now: never wait again
                 continue

@@ -1,0 +1,85 @@
+"""One process sends a message and receives it back, LOOP times per call: the cost per message.
+
+Every implementation runs at every size in the same session, beside the C
+floor (``cloop``) and sysv_ipc, so ``report.py`` can print ratios of medians
+taken minutes apart on the same machine.
+"""
+
+from typing import Any, Callable
+
+import pytest
+from conftest import LOOP, batch_size
+
+import sysvmq
+
+SIZES = [16, 256, 4096, 8192]
+
+
+def _c(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    qid = q.id
+    return lambda: cloop.c_roundtrip(qid, size, LOOP)
+
+
+def _sysv_ipc(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    message = b"x" * size
+
+    def run() -> None:
+        send, receive = mq.send, mq.receive
+        for _ in range(LOOP):
+            send(message)
+            receive()
+
+    return run
+
+
+def _sysvmq(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    message = b"x" * size
+
+    def run() -> None:
+        send, receive = q.send, q.receive
+        for _ in range(LOOP):
+            send(message)
+            receive()
+
+    return run
+
+
+def _sysvmq_into(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    message = b"x" * size
+    buf = bytearray(size)
+
+    def run() -> None:
+        send, receive_into = q.send, q.receive_into
+        for _ in range(LOOP):
+            send(message)
+            receive_into(buf)
+
+    return run
+
+
+def _sysvmq_many(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    n = batch_size(size)
+    batch = [b"x" * size] * n
+
+    def run() -> None:
+        send_many, receive_many = q.send_many, q.receive_many
+        for _ in range(LOOP // n):
+            send_many(batch)
+            receive_many(n)
+
+    return run
+
+
+IMPLS = {"c": _c, "sysv_ipc": _sysv_ipc, "sysvmq": _sysvmq, "sysvmq_into": _sysvmq_into, "sysvmq_many": _sysvmq_many}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("impl", list(IMPLS))
+def test_roundtrip(benchmark, request, queue: sysvmq.SysVMQ, cloop: Any, impl: str, size: int) -> None:  # type: ignore[no-untyped-def]
+    mq = request.getfixturevalue("sysv_ipc_queue") if impl == "sysv_ipc" else None
+    run = IMPLS[impl](queue, size, cloop, mq)
+    per_call = LOOP // batch_size(size) * batch_size(size) if impl == "sysvmq_many" else LOOP
+    benchmark.group = f"roundtrip {size} B"
+    benchmark.extra_info.update(case="roundtrip", impl=impl, size=size, messages=per_call)
+    benchmark(run)
+    assert queue.stats().count == 0
