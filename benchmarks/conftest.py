@@ -9,9 +9,6 @@ from cloop import build
 
 import sysvmq
 
-# Messages each benchmarked call moves; the report divides by it.
-LOOP = 64
-
 
 @pytest.fixture
 def queue() -> Iterator[sysvmq.SysVMQ]:
@@ -35,8 +32,3 @@ def sysv_ipc_queue() -> Iterator[Any]:
     yield mq
     with contextlib.suppress(sysv_ipc.ExistentialError):
         mq.remove()
-
-
-def batch_size(size: int) -> int:
-    """Messages of ``size`` bytes a default queue holds at once, at most 64: batches never block."""
-    return max(1, min(64, sysvmq.limits().msgmnb // max(size, 1)))

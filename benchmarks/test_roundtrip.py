@@ -8,7 +8,7 @@ taken minutes apart on the same machine.
 from typing import Any, Callable
 
 import pytest
-from conftest import LOOP, batch_size
+from shapes import LOOP, batch_size
 
 import sysvmq
 

@@ -9,7 +9,7 @@ import multiprocessing
 from typing import Any, Callable
 
 import pytest
-from conftest import batch_size
+from shapes import batch_size
 
 import sysvmq
 

@@ -1,39 +1,13 @@
 """The queue fixtures: every queue a test makes is removed, and the suite checks by id that none survive."""
 
-import contextlib
-import os
 import random
-import subprocess
-import sys
-import textwrap
-import time
-from typing import Callable, Iterator, List, Optional, Set
+from typing import Callable, Iterator, List
 
 import pytest
+from support import CREATED, exists, register, remove
 
 import sysvmq
 from sysvmq import SysVMQ
-
-# Every queue id the suite has made, in this process or reported by a child.
-CREATED: Set[int] = set()
-
-
-def register(q: SysVMQ) -> SysVMQ:
-    CREATED.add(q.id)
-    return q
-
-
-def exists(msqid: int) -> bool:
-    try:
-        SysVMQ.attach(msqid).stats()
-    except (sysvmq.QueueNotFound, sysvmq.QueueRemoved):
-        return False
-    return True
-
-
-def remove(q: SysVMQ) -> None:
-    with contextlib.suppress(sysvmq.QueueRemoved):
-        q.destroy()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -77,42 +51,3 @@ def free_key() -> Iterator[int]:
         return
     register(q)
     remove(q)
-
-
-def fill(q: SysVMQ, size: int = 1024) -> int:
-    """Fill the queue with messages of ``size`` bytes until it is full; returns how many."""
-    n = 0
-    while True:
-        try:
-            q.send(b"f" * size, block=False)
-        except sysvmq.QueueFull:
-            return n
-        n += 1
-
-
-def run_python(code: str, *args: str, timeout: float = 60, check: bool = True) -> "subprocess.CompletedProcess[str]":
-    """Run a snippet in a new interpreter (the same one as the tests) and capture its output."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0) -> None:
-    """Wait until a thread sleeps in msgrcv/msgsnd, as /proc/PID/task/TID/wchan shows."""
-    path = f"/proc/{pid or os.getpid()}/task/{tid}/wchan"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                if "msg" in f.read():
-                    return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.001)
-    raise AssertionError(f"thread {tid} never blocked in msgrcv/msgsnd ({path})")

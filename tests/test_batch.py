@@ -6,7 +6,7 @@ import signal
 import threading
 
 import pytest
-from conftest import fill, wait_blocked
+from support import fill, wait_blocked
 
 import sysvmq
 from sysvmq import Message, SysVMQ

@@ -10,7 +10,7 @@ import time
 from typing import List
 
 import pytest
-from conftest import CREATED, fill, wait_blocked
+from support import CREATED, fill, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ

@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import register
+from support import register
 
 import sysvmq
 from sysvmq import SysVMQ

@@ -5,7 +5,7 @@ import math
 import time
 
 import pytest
-from conftest import fill
+from support import fill
 
 import sysvmq
 from sysvmq import SysVMQ

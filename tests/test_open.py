@@ -5,7 +5,7 @@ import os
 import pickle
 
 import pytest
-from conftest import CREATED, register, remove
+from support import CREATED, register, remove
 
 import sysvmq
 from sysvmq import SysVMQ

@@ -5,7 +5,7 @@ import os
 from typing import Dict
 
 import pytest
-from conftest import run_python
+from support import run_python
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -60,7 +60,7 @@ def _as_nobody(q: SysVMQ) -> Dict[str, object]:
 
 @pytest.fixture
 def keyed(free_key: int) -> SysVMQ:
-    from conftest import register
+    from support import register
 
     return register(SysVMQ.create(free_key, mode=0o600))
 

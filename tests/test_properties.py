@@ -3,9 +3,9 @@
 from typing import Iterator
 
 import pytest
-from conftest import register, remove
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import register, remove
 
 import sysvmq
 from sysvmq import SysVMQ
