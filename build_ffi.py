@@ -11,8 +11,12 @@ from cffi import FFI
 
 # Our own types, declared alike to cffi and to the compiler.
 OWN_TYPES = r"""
-/* What msgsnd(2) and msgrcv(2) read and write: the type, then the text. */
-struct sysvmq_msgbuf {
+/* A receiver's state, one per handle and thread: the queue, the room, and
+   the msgbuf msgrcv(2) fills (the type, then the text) at the end, so that the
+   hot path hands C one pointer. */
+struct sysvmq_rx {
+    int msqid;
+    size_t maxlen;
     long mtype;
     char mtext[];
 };
@@ -94,12 +98,14 @@ int msgctl(int msqid, int cmd, struct msqid_ds *buf);
 int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags);
 size_t sysvmq_send_many(int msqid, long type, const char *data, const size_t *lens,
                         size_t count, size_t start, int flags);
+ssize_t sysvmq_rx(struct sysvmq_rx *rx);
+ssize_t sysvmq_rx_type(struct sysvmq_rx *rx, long type);
+ssize_t sysvmq_rx_into(struct sysvmq_rx *rx, char *dest, size_t len, long type);
+ssize_t sysvmq_receive(struct sysvmq_rx *rx, size_t maxlen, long type, int flags, char *dest);
 #define SYSVMQ_FMT_ITEM ...
-size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen, long type,
+size_t sysvmq_receive_many(struct sysvmq_rx *rx, size_t maxlen, long type,
                            int flags, size_t max_count, char *out, size_t cap,
                            char *fmt, long *types);
-ssize_t sysvmq_receive_into(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen,
-                            long type, int flags, char *dest);
 long long sysvmq_key(const struct msqid_ds *ds);
 unsigned long sysvmq_cbytes(const struct msqid_ds *ds);
 int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out);
@@ -122,6 +128,16 @@ PRELUDE = r"""
 """
 
 HELPERS = r"""
+/* What msgsnd(2) reads: the type, then the text. */
+struct sysvmq_msgbuf {
+    long mtype;
+    char mtext[];
+};
+
+/* msgrcv(2) writes the type and the text behind it: rx's must be adjacent. */
+typedef char sysvmq_rx_is_a_msgbuf[
+    offsetof(struct sysvmq_rx, mtext) == offsetof(struct sysvmq_rx, mtype) + sizeof(long) ? 1 : -1];
+
 /* Linux's msgctl commands and msgrcv flags are kernel ABI: an old libc that
    lacks a name still talks to a kernel that has the number. Elsewhere they do
    not exist; define them as 0 so the cdef compiles, and say so in HAS_. */
@@ -235,7 +251,7 @@ static int sysvmq_send(int msqid, long type, const char *data, size_t len, int f
    for SYSVMQ_FMT_ITEM bytes a message, and one more. */
 #define SYSVMQ_FMT_ITEM 22  /* the digits of a size_t, "s" */
 
-static size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen, long type,
+static size_t sysvmq_receive_many(struct sysvmq_rx *rx, size_t maxlen, long type,
                                   int flags, size_t max_count, char *out, size_t cap,
                                   char *fmt, long *types)
 {
@@ -251,11 +267,11 @@ static size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t m
             errno = 0;
             break;
         }
-        n = msgrcv(msqid, buf, maxlen, type, taken ? flags | IPC_NOWAIT : flags);
+        n = msgrcv(rx->msqid, &rx->mtype, maxlen, type, taken ? flags | IPC_NOWAIT : flags);
         if (n < 0)
             break;
-        memcpy(out + used, buf->mtext, (size_t)n);
-        types[taken] = buf->mtype;
+        memcpy(out + used, rx->mtext, (size_t)n);
+        types[taken] = rx->mtype;
         used += (size_t)n;
         taken++;
         len = (size_t)n;
@@ -272,13 +288,33 @@ static size_t sysvmq_receive_many(int msqid, struct sysvmq_msgbuf *buf, size_t m
     return taken;
 }
 
-/* msgrcv(2) into the scratch buffer, then one copy into the caller's (if any). */
-static ssize_t sysvmq_receive_into(int msqid, struct sysvmq_msgbuf *buf, size_t maxlen,
-                                   long type, int flags, char *dest)
+/* The hot path: one message of any type, waiting for it; one argument. */
+static ssize_t sysvmq_rx(struct sysvmq_rx *rx)
 {
-    ssize_t n = msgrcv(msqid, buf, maxlen, type, flags);
+    return msgrcv(rx->msqid, &rx->mtype, rx->maxlen, 0, 0);
+}
+
+/* The same, of a chosen type. */
+static ssize_t sysvmq_rx_type(struct sysvmq_rx *rx, long type)
+{
+    return msgrcv(rx->msqid, &rx->mtype, rx->maxlen, type, 0);
+}
+
+/* The same, copied on into the caller's buffer of len bytes (rx has room for len). */
+static ssize_t sysvmq_rx_into(struct sysvmq_rx *rx, char *dest, size_t len, long type)
+{
+    ssize_t n = msgrcv(rx->msqid, &rx->mtype, len, type, 0);
+    if (n > 0)
+        memcpy(dest, rx->mtext, (size_t)n);
+    return n;
+}
+
+/* Everything else: any flags, any room, and a copy into dest if there is one. */
+static ssize_t sysvmq_receive(struct sysvmq_rx *rx, size_t maxlen, long type, int flags, char *dest)
+{
+    ssize_t n = msgrcv(rx->msqid, &rx->mtype, maxlen, type, flags);
     if (n > 0 && dest != NULL)
-        memcpy(dest, buf->mtext, (size_t)n);
+        memcpy(dest, rx->mtext, (size_t)n);
     return n;
 }
 

@@ -91,8 +91,10 @@ _READING_TTL = 1.0
 _new = ffi.new_allocator(should_clear_after_alloc=False)
 # The hot path reaches C through module globals: cheaper than attributes of lib.
 _c_send = lib.sysvmq_send
-_c_msgrcv = lib.msgrcv
-_c_receive_into = lib.sysvmq_receive_into
+_c_rx = lib.sysvmq_rx
+_c_rx_type = lib.sysvmq_rx_type
+_c_rx_into = lib.sysvmq_rx_into
+_c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
 _c_receive_many = lib.sysvmq_receive_many
 _unpack = ffi.unpack
@@ -109,19 +111,13 @@ _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any  # anything with the buffer protocol; typing gains a name for it in 3.12
 
 
-# A msgbuf for msgrcv(2): (the struct, its text, the text's capacity).
-_Msgbuf = Tuple[Any, Any, int]
+# A receiver: (the struct sysvmq_rx msgrcv(2) fills, its text, the text's room).
+_Rx = Tuple[Any, Any, int]
 
-
-def _msgbuf(size: int) -> _Msgbuf:
-    buf = _new("struct sysvmq_msgbuf *", [0, max(size, 1)])
-    return buf, buf.mtext, size
-
-
-# What receive_many fills in one crossing: (a msgbuf, the texts end to end,
-# their room, a view of it, the struct format that cuts them apart, each one's
-# type, how many it holds).
-_Batch = Tuple[Any, Any, int, Any, Any, Any, int]
+# What receive_many fills in one crossing: (the texts end to end, their room,
+# a view of them, the struct format that cuts them apart, each one's type,
+# how many it holds).
+_Batch = Tuple[Any, int, Any, Any, Any, int]
 _BATCH_COUNT = 256  # messages one crossing takes at most
 _BATCH_BYTES = 1 << 20  # room for texts, at most (and at least one message)
 
@@ -130,7 +126,6 @@ def _batch(count: int, size: int) -> _Batch:
     room = max(size, min(count * size, _BATCH_BYTES), 1)
     out = _new("char[]", room)
     return (
-        _new("struct sysvmq_msgbuf *", [0, max(size, 1)]),
         out,
         room,
         ffi.buffer(out),
@@ -435,14 +430,15 @@ class SysVMQ:
             kernel.msgmni queues exist.
     """
 
-    __slots__ = ("_id", "_key", "_buffer_size", "_bufs", "_batches", "_fits", "_fits_until", "__weakref__")
+    __slots__ = ("_id", "_key", "_buffer_size", "_rxs", "_batches", "_fits", "_fits_until", "__weakref__")
 
     _id: int
     _key: int
     _buffer_size: int
-    # msgbufs not in use, each at least buffer_size. A call pops one and puts it
-    # back: threads never share one and no lock is held (pop and append are atomic).
-    _bufs: List[_Msgbuf]
+    # Receivers not in use, each with room for buffer_size or more. A call pops
+    # one and puts it back: threads never share one, and no lock is held (list
+    # pop and append are atomic).
+    _rxs: List[_Rx]
     _batches: List[_Batch]  # the same for receive_many
     _fits: int  # the queue's max_size as last read, or -1
     _fits_until: float  # when that reading goes stale (monotonic clock)
@@ -458,7 +454,7 @@ class SysVMQ:
         self._buffer_size = _buffer_size_arg(buffer_size)
         self._key = ukey
         self._id = _msgget(ukey, f)
-        self._bufs, self._batches = [], []
+        self._rxs, self._batches = [], []
         self._fits, self._fits_until = -1, 0.0
 
     # named constructors
@@ -516,7 +512,7 @@ class SysVMQ:
         self._id = msqid
         self._key = key
         self._buffer_size = buffer_size
-        self._bufs, self._batches = [], []
+        self._rxs, self._batches = [], []
         self._fits, self._fits_until = -1, 0.0
         return self
 
@@ -702,20 +698,20 @@ class SysVMQ:
             QueuePermissionError: no read permission on the queue.
         """
         if type.__class__ is int and not flags and block and timeout is None and not truncate:
-            bufs = self._bufs
+            rxs = self._rxs
             try:
-                m = bufs.pop()
+                r = rxs.pop()
             except IndexError:
-                m = _msgbuf(self._buffer_size)
+                r = self._new_rx(0)
             try:
-                n = _c_msgrcv(self._id, m[0], self._buffer_size, type, 0)
+                n = _c_rx(r[0]) if type == 0 else _c_rx_type(r[0], type)
             except OverflowError:
                 n = -1  # a type beyond C long: the general path says so
             if n >= 0:
-                data: bytes = _unpack(m[1], n)
-                bufs.append(m)
+                data: bytes = _unpack(r[1], n)
+                rxs.append(r)
                 return data
-            bufs.append(m)
+            rxs.append(r)
         result, _ = self._receive(type, flags, block, timeout, truncate, None)
         return result  # type: ignore[return-value]
 
@@ -730,20 +726,20 @@ class SysVMQ:
     ) -> Message:
         """As ``receive``, returning the message's type as well: ``Message(data, type)``."""
         if type.__class__ is int and not flags and block and timeout is None and not truncate:
-            bufs = self._bufs
+            rxs = self._rxs
             try:
-                m = bufs.pop()
+                r = rxs.pop()
             except IndexError:
-                m = _msgbuf(self._buffer_size)
+                r = self._new_rx(0)
             try:
-                n = _c_msgrcv(self._id, m[0], self._buffer_size, type, 0)
+                n = _c_rx(r[0]) if type == 0 else _c_rx_type(r[0], type)
             except OverflowError:
                 n = -1
             if n >= 0:
-                message = Message(_unpack(m[1], n), m[0].mtype)
-                bufs.append(m)
+                message = Message(_unpack(r[1], n), r[0].mtype)
+                rxs.append(r)
                 return message
-            bufs.append(m)
+            rxs.append(r)
         data, mtype = self._receive(type, flags, block, timeout, truncate, None)
         return Message(data, mtype)  # type: ignore[arg-type]
 
@@ -775,22 +771,16 @@ class SysVMQ:
         try:
             if type.__class__ is int and not flags and block and timeout is None and not truncate:
                 size = len(dest)
-                bufs = self._bufs
+                r = self._take_rx(size)
                 try:
-                    m = bufs.pop()
-                except IndexError:
-                    m = _msgbuf(max(size, self._buffer_size))
-                if m[2] < size:
-                    m = _msgbuf(size)
-                try:
-                    n = _c_receive_into(self._id, m[0], size, type, 0, dest)
+                    n = _c_rx_into(r[0], dest, size, type)
                 except OverflowError:
                     n = -1
                 if n >= 0:
-                    got = m[0].mtype
-                    bufs.append(m)
+                    got = r[0].mtype
+                    self._rxs.append(r)
                     return n, got
-                bufs.append(m)
+                self._rxs.append(r)
             return self._receive(type, flags, block, timeout, truncate, dest)  # type: ignore[return-value]
         finally:
             ffi.release(dest)
@@ -818,28 +808,35 @@ class SysVMQ:
             backoff = _Backoff(wait)
             f |= IPC_NOWAIT
         size = self._buffer_size if dest is None else len(dest)
-        bufs = self._bufs
-        try:
-            m = bufs.pop()
-        except IndexError:
-            m = _msgbuf(max(size, self._buffer_size))
-        if m[2] < size:
-            m = _msgbuf(size)
+        r = self._take_rx(size)
         target = _NULL if dest is None else dest
         while True:
-            n: int = _c_receive_into(self._id, m[0], size, t, f, target)
+            n: int = _c_receive(r[0], size, t, f, target)
             if n >= 0:
-                result = _unpack(m[1], n) if dest is None else n
-                got = m[0].mtype
-                bufs.append(m)
+                result = _unpack(r[1], n) if dest is None else n
+                got = r[0].mtype
+                self._rxs.append(r)
                 return result, got
             err = ffi.errno
             if err == errno.EINTR:
                 continue
             if err == errno.ENOMSG and backoff is not None and backoff.wait():
                 continue
-            bufs.append(m)
+            self._rxs.append(r)
             raise self._receive_error(err, t, f, size, wait)
+
+    def _take_rx(self, room: int) -> _Rx:
+        """An idle receiver with room for at least ``room`` bytes."""
+        try:
+            r = self._rxs.pop()
+        except IndexError:
+            return self._new_rx(room)
+        return r if r[2] >= room else self._new_rx(room)
+
+    def _new_rx(self, room: int) -> _Rx:
+        room = max(room, self._buffer_size, 1)
+        rx = _new("struct sysvmq_rx *", [self._id, self._buffer_size, 0, room])
+        return rx, rx.mtext, room
 
     def _receive_error(self, err: int, mtype: int, flags: int, size: int, timeout: Optional[float]) -> SysVMQError:
         where = f"msgrcv on {self._describe()}"
@@ -1003,13 +1000,14 @@ class SysVMQ:
             b = batches.pop()
         except IndexError:
             b = _batch(k, size)
-        if b[6] < k or b[2] < size:
+        if b[5] < k or b[1] < size:
             b = _batch(k, size)
-        buf, out, room, view, fmt, types, _ = b
+        out, room, view, fmt, types, _ = b
+        r = self._take_rx(size)
         result: List[Any] = []
         while True:
             want = min(count - len(result), k)
-            n = _c_receive_many(self._id, buf, size, t, f, want, out, room, fmt, types)
+            n = _c_receive_many(r[0], size, t, f, want, out, room, fmt, types)
             if n:
                 texts = _unpack_from(_string(fmt), view)
                 result.extend(map(Message, texts, _unpack(types, n)) if typed else texts)
@@ -1026,8 +1024,10 @@ class SysVMQ:
             if err == errno.ENOMSG and backoff is not None and backoff.wait():
                 continue
             batches.append(b)
+            self._rxs.append(r)
             raise self._receive_error(err, t, f, size, wait)
         batches.append(b)
+        self._rxs.append(r)
         return result
 
     def peek(self, index: int = 0, *, truncate: bool = False) -> Message:
@@ -1049,19 +1049,13 @@ class SysVMQ:
         # The kernel will not truncate a copy (copy_msg answers EINVAL, not
         # what MSG_NOERROR promises): copy it whole, at most msgmax, and cut here.
         size = max(_msgmax(), self._buffer_size) if truncate else self._buffer_size
-        bufs = self._bufs
-        try:
-            m = bufs.pop()
-        except IndexError:
-            m = _msgbuf(size)
-        if m[2] < size:
-            m = _msgbuf(size)
-        n = _c_receive_into(self._id, m[0], size, i, IPC_NOWAIT | MSG_COPY, _NULL)
+        r = self._take_rx(size)
+        n = _c_receive(r[0], size, i, IPC_NOWAIT | MSG_COPY, _NULL)
         if n >= 0:
-            message = Message(_unpack(m[1], min(n, self._buffer_size)), m[0].mtype)
-            bufs.append(m)
+            message = Message(_unpack(r[1], min(n, self._buffer_size)), r[0].mtype)
+            self._rxs.append(r)
             return message
-        bufs.append(m)
+        self._rxs.append(r)
         err = ffi.errno
         if err == errno.ENOMSG:
             raise QueueEmpty(err, f"{where}: the queue holds no message there")
