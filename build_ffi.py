@@ -21,6 +21,16 @@ struct sysvmq_rx {
     char mtext[];
 };
 
+/* What receive_many fills: texts end to end in out (room bytes), a struct
+   module format that cuts them apart again in fmt, each one's type. */
+struct sysvmq_batch {
+    struct sysvmq_rx *rx;
+    char *out;
+    size_t room;
+    char *fmt;
+    long *types;
+};
+
 /* The fields of Linux's struct msginfo, for IPC_INFO and MSG_INFO. */
 struct sysvmq_msginfo {
     long msgpool;
@@ -103,9 +113,7 @@ ssize_t sysvmq_rx_type(struct sysvmq_rx *rx, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_rx *rx, char *dest, size_t len, long type);
 ssize_t sysvmq_receive(struct sysvmq_rx *rx, size_t maxlen, long type, int flags, char *dest);
 #define SYSVMQ_FMT_ITEM ...
-size_t sysvmq_receive_many(struct sysvmq_rx *rx, size_t maxlen, long type,
-                           int flags, size_t max_count, char *out, size_t cap,
-                           char *fmt, long *types);
+size_t sysvmq_receive_many(struct sysvmq_batch *b, long type, int flags, size_t max_count);
 long long sysvmq_key(const struct msqid_ds *ds);
 unsigned long sysvmq_cbytes(const struct msqid_ds *ds);
 int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out);
@@ -242,19 +250,18 @@ static int sysvmq_send(int msqid, long type, const char *data, size_t len, int f
     return sysvmq_send_many(msqid, type, data, &len, 1, 0, flags) == 1 ? 0 : -1;
 }
 
-/* msgrcv(2) up to max_count messages: the first with flags, the rest with
-   flags | IPC_NOWAIT, so that it never waits once it holds one. Their texts go
-   end to end into out (cap bytes); fmt gets a struct module format that cuts
-   them apart again ("16s3s..."), types[i] each one's type. It stops at the
-   first failure (errno says why), or with errno 0 when out lacks room for
-   another message of maxlen bytes. Returns how many it took. fmt needs room
-   for SYSVMQ_FMT_ITEM bytes a message, and one more. */
+/* msgrcv(2) up to max_count messages into b: the first with flags, the rest
+   with flags | IPC_NOWAIT, so that it never waits once it holds one. The
+   format reads like "16s3s..." and needs SYSVMQ_FMT_ITEM bytes a message and
+   one more. It stops at the first failure (errno says why), or with errno 0
+   when out lacks room for another message of rx->maxlen bytes. Returns how
+   many it took. */
 #define SYSVMQ_FMT_ITEM 22  /* the digits of a size_t, "s" */
 
-static size_t sysvmq_receive_many(struct sysvmq_rx *rx, size_t maxlen, long type,
-                                  int flags, size_t max_count, char *out, size_t cap,
-                                  char *fmt, long *types)
+static size_t sysvmq_receive_many(struct sysvmq_batch *b, long type, int flags, size_t max_count)
 {
+    struct sysvmq_rx *rx = b->rx;
+    char *fmt = b->fmt;
     size_t taken = 0, used = 0, len;
     char digits[SYSVMQ_FMT_ITEM];
     int d;
@@ -263,15 +270,15 @@ static size_t sysvmq_receive_many(struct sysvmq_rx *rx, size_t maxlen, long type
     for (;;) {
         if (taken == max_count)
             break;
-        if (used + maxlen > cap) {
+        if (used + rx->maxlen > b->room) {
             errno = 0;
             break;
         }
-        n = msgrcv(rx->msqid, &rx->mtype, maxlen, type, taken ? flags | IPC_NOWAIT : flags);
+        n = msgrcv(rx->msqid, &rx->mtype, rx->maxlen, type, taken ? flags | IPC_NOWAIT : flags);
         if (n < 0)
             break;
-        memcpy(out + used, rx->mtext, (size_t)n);
-        types[taken] = rx->mtype;
+        memcpy(b->out + used, rx->mtext, (size_t)n);
+        b->types[taken] = rx->mtype;
         used += (size_t)n;
         taken++;
         len = (size_t)n;

@@ -114,25 +114,11 @@ Buffer = Any  # anything with the buffer protocol; typing gains a name for it in
 # A receiver: (the struct sysvmq_rx msgrcv(2) fills, its text, the text's room).
 _Rx = Tuple[Any, Any, int]
 
-# What receive_many fills in one crossing: (the texts end to end, their room,
-# a view of them, the struct format that cuts them apart, each one's type,
-# how many it holds).
-_Batch = Tuple[Any, int, Any, Any, Any, int]
+# What receive_many fills in one crossing: (the struct sysvmq_batch, a view of
+# its texts, its format, how many messages it holds, and what it points to).
+_Batch = Tuple[Any, Any, Any, int, Tuple[Any, ...]]
 _BATCH_COUNT = 256  # messages one crossing takes at most
 _BATCH_BYTES = 1 << 20  # room for texts, at most (and at least one message)
-
-
-def _batch(count: int, size: int) -> _Batch:
-    room = max(size, min(count * size, _BATCH_BYTES), 1)
-    out = _new("char[]", room)
-    return (
-        out,
-        room,
-        ffi.buffer(out),
-        _new("char[]", count * lib.SYSVMQ_FMT_ITEM + 1),
-        _new("long[]", count),
-        count,
-    )
 
 
 class _Backoff:
@@ -269,15 +255,12 @@ def _message_arg(message: object) -> Any:
 
 
 def _pack(messages: Sequence[Any]) -> Tuple[bytes, List[int]]:
-    """The messages end to end in one bytes, and each one's length; TypeError names a bad one."""
-    try:
-        blob = b"".join(messages)
-        lens = list(map(len, messages))
-        # len() counts items, not bytes, for wider buffers (array('i')): then the sums differ.
-        if sum(lens) == len(blob):
-            return blob, lens
-    except (TypeError, BufferError):
-        pass
+    """The messages end to end in one bytes, and each one's length; TypeError names a bad one.
+
+    send_many tries b"".join and len() first: when their sums agree, every
+    message was bytes-like with one-byte items (len() counts items, so
+    array('i') would differ) and this is not called.
+    """
     texts = []
     for i, m in enumerate(messages):
         if isinstance(m, str):
@@ -312,16 +295,13 @@ def _msginfo(cmd: int, name: str, available: bool) -> Tuple[int, Any]:
     return rc, info
 
 
-_msgmax_seen = (0, 0.0)  # (kernel.msgmax, when it was read)
+_msgmax_seen = (0, 0.0)  # (kernel.msgmax, when it was read): send_many checks each batch
 
 
 def _msgmax_cached() -> int:
-    """kernel.msgmax, read at most once a second: a batch checks it before each call."""
+    """kernel.msgmax, read anew."""
     global _msgmax_seen
-    value, when = _msgmax_seen
-    now = _monotonic()
-    if now - when > _READING_TTL or not when:
-        _msgmax_seen = value, when = _msgmax(), now
+    _msgmax_seen = value, _ = _msgmax(), _monotonic()
     return value
 
 
@@ -891,15 +871,26 @@ class SysVMQ:
             raise TypeError(
                 f"messages must be a sequence (list or tuple) of messages, not {messages.__class__.__name__}"
             )
-        t = _send_type_arg(type)
+        # Exact ints, no timeout, a list of bytes: checked inline, since a
+        # batch of two 8 KiB messages must not pay more in Python than in C.
+        t = type if type.__class__ is int and 0 < type <= _LONG_MAX else _send_type_arg(type)
         nowait = not block
-        wait = _timeout_arg(timeout, nowait)
-        blob, lens = _pack(messages)
+        wait = None if timeout is None else _timeout_arg(timeout, nowait)
+        try:
+            blob = b"".join(messages)
+            lens = list(map(len, messages))
+            packed = sum(lens) == len(blob)
+        except (TypeError, BufferError):
+            packed = False
+        if not packed:
+            blob, lens = _pack(messages)
         total = len(lens)
         if not total:
             return 0
         longest = max(lens)
-        msgmax = _msgmax_cached()
+        msgmax, read = _msgmax_seen
+        if longest > msgmax or _monotonic() - read > _READING_TTL:
+            msgmax = _msgmax_cached()
         if longest > msgmax:
             i = lens.index(longest)
             raise MessageTooLarge(
@@ -981,10 +972,10 @@ class SysVMQ:
     def _receive_many(
         self, max_count: object, mtype: object, block: bool, timeout: object, truncate: bool, typed: bool
     ) -> Union[List[bytes], List[Message]]:
-        count = _int_arg("max_count", max_count)
+        count = max_count if max_count.__class__ is int else _int_arg("max_count", max_count)
         if count < 1:
             raise ValueError(f"max_count must be at least 1, not {count}")
-        t = _receive_type_arg(mtype)
+        t = mtype if mtype.__class__ is int and _LONG_MIN <= mtype <= _LONG_MAX else _receive_type_arg(mtype)
         f = (MSG_NOERROR if truncate else 0) | (0 if block else IPC_NOWAIT)
         backoff: Optional[_Backoff] = None
         wait = None
@@ -993,24 +984,22 @@ class SysVMQ:
             if wait is not None:
                 backoff = _Backoff(wait)
                 f |= IPC_NOWAIT
-        size = self._buffer_size
         k = min(count, _BATCH_COUNT)
         batches = self._batches
         try:
             b = batches.pop()
         except IndexError:
-            b = _batch(k, size)
-        if b[5] < k or b[1] < size:
-            b = _batch(k, size)
-        out, room, view, fmt, types, _ = b
-        r = self._take_rx(size)
+            b = self._new_batch(k)
+        if b[3] < k:
+            b = self._new_batch(k)
+        batch, view, fmt, _, _ = b
         result: List[Any] = []
         while True:
             want = min(count - len(result), k)
-            n = _c_receive_many(r[0], size, t, f, want, out, room, fmt, types)
+            n = _c_receive_many(batch, t, f, want)
             if n:
                 texts = _unpack_from(_string(fmt), view)
-                result.extend(map(Message, texts, _unpack(types, n)) if typed else texts)
+                result.extend(map(Message, texts, _unpack(batch.types, n)) if typed else texts)
                 # Go on only if it stopped at its count or its room (errno 0), not for want of messages.
                 if len(result) == count or (n < want and ffi.errno):
                     break
@@ -1024,11 +1013,19 @@ class SysVMQ:
             if err == errno.ENOMSG and backoff is not None and backoff.wait():
                 continue
             batches.append(b)
-            self._rxs.append(r)
-            raise self._receive_error(err, t, f, size, wait)
+            raise self._receive_error(err, t, f, self._buffer_size, wait)
         batches.append(b)
-        self._rxs.append(r)
         return result
+
+    def _new_batch(self, count: int) -> _Batch:
+        rx = self._new_rx(0)[0]
+        size = self._buffer_size
+        room = max(size, min(count * size, _BATCH_BYTES), 1)
+        out = _new("char[]", room)
+        fmt = _new("char[]", count * lib.SYSVMQ_FMT_ITEM + 1)
+        types = _new("long[]", count)
+        batch = _new("struct sysvmq_batch *", [rx, out, room, fmt, types])
+        return batch, ffi.buffer(out), fmt, count, (rx, out, types)
 
     def peek(self, index: int = 0, *, truncate: bool = False) -> Message:
         """Copy the index-th message (0 is the oldest) without taking it off the queue.
