@@ -1,0 +1,270 @@
+"""The installed ``sysvmq`` command, run for real in subprocesses."""
+
+import base64
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+from typing import Any, List, Optional
+
+import pytest
+from support import CREATED, register, remove, wait_blocked
+
+import sysvmq
+from sysvmq import SysVMQ
+
+COMMAND = pathlib.Path(sys.executable).parent / "sysvmq"
+
+
+def sysvmq_cmd(
+    *args: str, input: Optional[bytes] = None, timeout: float = 60, **kw: Any
+) -> "subprocess.CompletedProcess[bytes]":
+    return subprocess.run([str(COMMAND), *args], input=input, capture_output=True, timeout=timeout, **kw)
+
+
+def ok(*args: str, input: Optional[bytes] = None) -> str:
+    proc = sysvmq_cmd(*args, input=input)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stderr == b""
+    return proc.stdout.decode()
+
+
+def fails(status: int, *args: str, input: Optional[bytes] = None) -> str:
+    proc = sysvmq_cmd(*args, input=input)
+    assert proc.returncode == status, (proc.returncode, proc.stderr.decode())
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err  # one line
+    return err
+
+
+@pytest.fixture
+def key(free_key: int) -> str:
+    return f"{free_key:#x}"
+
+
+def test_the_command_is_installed() -> None:
+    assert COMMAND.is_file(), f"no sysvmq command beside {sys.executable}"
+
+
+def test_version() -> None:
+    assert ok("--version").strip() == f"sysvmq {sysvmq.__version__}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["ls"], ["stat"], ["send"], ["recv"], ["rm"], ["create"], ["update"], ["limits"], ["bench"], ["demo"]],
+)
+def test_help_reads_well(command: List[str]) -> None:
+    out = ok(*command, "--help")
+    assert out.startswith("usage: sysvmq")
+    assert "exit status" in out
+
+
+def test_usage_error_exits_2() -> None:
+    proc = sysvmq_cmd("recv")
+    assert proc.returncode == 2
+    assert b"QUEUE" in proc.stderr
+
+
+def test_create_send_recv_stat_update_rm(key: str) -> None:
+    out = ok("create", key, "--mode", "0o640", "--max-size", "4096")
+    msqid = int(out.split()[2])
+    CREATED.add(msqid)
+    assert out == f"created queue {msqid} (key {int(key, 16):#010x})\n"
+    assert ok("create", key) == f"exists: queue {msqid} (key {int(key, 16):#010x})\n"
+    fails(1, "create", key, "--exclusive")
+    ok("send", key, "héllo", "--type", "3")
+    ok("send", f"id:{msqid}", input=b"line one\nline two\n")
+    st = json.loads(ok("stat", key, "--json"))
+    assert (st["id"], st["messages"], st["bytes"], st["max_bytes"], st["mode"]) == (msqid, 3, 6 + 16, 4096, "0o640")
+    assert ok("recv", key, "--type", "3") == "héllo\n"
+    assert ok("recv", key, "--count", "2") == "line one\nline two\n"
+    ok("update", key, "--mode", "600", "--max-size", "8000")
+    st = json.loads(ok("stat", key, "--json"))
+    assert (st["mode"], st["max_bytes"], st["messages"]) == ("0o600", 8000, 0)
+    assert ok("rm", key) == f"removed queue {msqid} (key {int(key, 16):#010x})\n"
+    fails(3, "stat", key)
+
+
+def test_stat_text_names_every_field(queue: SysVMQ) -> None:
+    out = ok("stat", f"id:{queue.id}")
+    for field in ("key", "id", "owner", "mode", "messages", "bytes", "max_bytes", "last_send_time"):
+        assert any(line.split()[0] == field for line in out.splitlines()), field
+
+
+def test_recv_json_is_parsed_back(queue: SysVMQ) -> None:
+    queue.send(b"\x00\xffbin", 7)
+    queue.send("text", 2)
+    lines = ok("recv", f"id:{queue.id}", "--all", "--json").splitlines()
+    got = [json.loads(line) for line in lines]
+    assert got == [
+        {"type": 7, "size": 5, "data": base64.b64encode(b"\x00\xffbin").decode()},
+        {"type": 2, "size": 4, "data": base64.b64encode(b"text").decode()},
+    ]
+
+
+def test_recv_escapes_what_is_not_utf8(queue: SysVMQ) -> None:
+    queue.send(b"ok \xff\xfe")
+    assert ok("recv", f"id:{queue.id}") == "ok \\xff\\xfe\n"
+
+
+def test_binary_send_is_one_message(queue: SysVMQ) -> None:
+    ok("send", f"id:{queue.id}", "--binary", input=b"a\nb\x00c\n")
+    assert queue.receive_message() == (b"a\nb\x00c\n", 1)
+    assert queue.stats().count == 0
+
+
+def test_recv_all_on_empty_prints_nothing(queue: SysVMQ) -> None:
+    assert ok("recv", f"id:{queue.id}", "--all") == ""
+
+
+def test_peek_leaves_messages(queue: SysVMQ) -> None:
+    queue.send_many([b"one", b"two"])
+    assert ok("recv", f"id:{queue.id}", "--peek", "--all") == "one\ntwo\n"
+    assert ok("recv", f"id:{queue.id}", "--peek", "--count", "1") == "one\n"
+    assert queue.stats().count == 2
+
+
+@pytest.mark.parametrize("how", [["--nowait"], ["--timeout", "0.05"]])
+def test_empty_exits_5(queue: SysVMQ, how: List[str]) -> None:
+    err = fails(5, "recv", f"id:{queue.id}", *how)
+    assert f"queue {queue.id}" in err
+
+
+def test_full_exits_5(queue: SysVMQ) -> None:
+    queue.update(max_size=10)
+    queue.send(b"x" * 10)
+    fails(5, "send", f"id:{queue.id}", "more", "--nowait")
+    fails(5, "send", f"id:{queue.id}", "more", "--timeout", "0.05")
+    assert queue.stats().count == 1
+
+
+def test_not_found_exits_3(queue: SysVMQ, tmp_path: pathlib.Path, free_key: int) -> None:
+    msqid = queue.id
+    queue.destroy()
+    fails(3, "stat", f"id:{msqid}")
+    fails(3, "recv", f"{free_key:#x}", "--nowait")
+    fails(3, "send", str(tmp_path / "missing"), "x")
+    fails(3, "rm", f"id:{msqid}")
+
+
+# The interpreter lives under /root, which uid 65534 may not enter: the child
+# loads the command's code as root, then drops to 65534 and runs it.
+AS_NOBODY = """
+import os, sys
+from sysvmq._cli import main, parser
+parser().format_help()  # argparse imports locale and shutil lazily: load them while we may
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
+def test_permission_denied_exits_4(queue: SysVMQ) -> None:
+    queue.send(b"root's")
+    for args in (["recv", f"id:{queue.id}", "--nowait"], ["send", f"id:{queue.id}", "x"], ["rm", f"id:{queue.id}"]):
+        proc = subprocess.run([sys.executable, "-c", AS_NOBODY, *args], capture_output=True, timeout=60)
+        assert proc.returncode == 4, proc.stderr
+        assert proc.stderr.decode().count("\n") == 1
+        assert b"Traceback" not in proc.stderr
+        assert f"queue {queue.id}".encode() in proc.stderr
+    assert queue.peek() == (b"root's", 1)
+
+
+def test_path_queue_is_keyed_with_ftok(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "app.conf"
+    path.write_text("")
+    q = register(SysVMQ.create(sysvmq.ftok(path, 9)))
+    try:
+        ok("send", str(path), "via path", "--proj", "9")
+        assert q.receive() == b"via path"
+    finally:
+        remove(q)
+
+
+def _ipcs() -> dict:  # type: ignore[type-arg]
+    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0].startswith("0x"):
+            key, msqid, owner, perms, used, messages = fields
+            rows[int(msqid)] = (int(key, 16), owner, int(perms, 8), int(used), int(messages))
+    return rows
+
+
+def test_ls_agrees_with_ipcs(make_queue) -> None:  # type: ignore[no-untyped-def]
+    a = make_queue(mode=0o640)
+    a.send(b"abc")
+    make_queue()
+    listed = json.loads(ok("ls", "--json"))
+    ours = {q["id"]: (int(q["key"], 16), q["owner"], int(q["mode"], 8), q["bytes"], q["messages"]) for q in listed}
+    assert ours == _ipcs()
+    assert ours[a.id] == (0, "root" if os.geteuid() == 0 else ours[a.id][1], 0o640, 3, 1)
+    table = ok("ls").splitlines()
+    assert table[0].split()[:4] == ["KEY", "ID", "OWNER", "MODE"]
+    assert any(line.split()[1] == str(a.id) and line.split()[3] == "640" for line in table[1:])
+
+
+def test_limits(tmp_path: pathlib.Path) -> None:
+    doc = json.loads(ok("limits", "--json"))
+    for name in ("msgmax", "msgmnb", "msgmni"):
+        assert doc["limits"][name] == int(pathlib.Path(f"/proc/sys/kernel/{name}").read_text())
+        assert doc["sysctls"][name] == f"kernel.{name}"
+    assert set(doc["usage"]) == {"queues", "messages", "bytes"}
+    text = ok("limits")
+    assert "kernel.msgmax" in text and "in use now" in text
+
+
+def test_send_in_one_process_recv_in_another(queue: SysVMQ) -> None:
+    receiver = subprocess.Popen(
+        [str(COMMAND), "recv", f"id:{queue.id}", "--count", "3", "--type", "5"], stdout=subprocess.PIPE
+    )
+    try:
+        wait_blocked(receiver.pid, receiver.pid)
+        ok("send", f"id:{queue.id}", "--type", "5", input=b"a\nb\nc\n")
+        out, _ = receiver.communicate(timeout=30)
+    finally:
+        receiver.kill()
+    assert receiver.returncode == 0
+    assert out == b"a\nb\nc\n"
+
+
+def test_ctrl_c_on_a_blocked_recv_exits_130_and_leaves_the_queue(queue: SysVMQ) -> None:
+    queue.send(b"not yours", 1)
+    receiver = subprocess.Popen(
+        [str(COMMAND), "recv", f"id:{queue.id}", "--type", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_blocked(receiver.pid, receiver.pid)
+        receiver.send_signal(signal.SIGINT)
+        out, err = receiver.communicate(timeout=30)
+    finally:
+        receiver.kill()
+    assert receiver.returncode == 130
+    assert b"Traceback" not in err
+    assert out == b""
+    assert queue.peek() == (b"not yours", 1)
+    assert queue.stats().count == 1
+
+
+def test_bench_json() -> None:
+    before = {st.id for st in sysvmq.queues()}
+    doc = json.loads(ok("bench", "--messages", "3000", "--size", "4", "--producers", "2", "--consumers", "2", "--json"))
+    assert doc["throughput"]["messages"] == 3000
+    assert doc["throughput"]["messages_per_second"] > 0
+    lat = doc["latency"]
+    assert lat["message_bytes"] == 8  # padded to carry the timestamp
+    assert 0 < lat["p50_us"] <= lat["p99_us"] <= lat["p999_us"] <= lat["max_us"]
+    assert {st.id for st in sysvmq.queues()} <= before  # its queue is gone
+
+
+def test_bench_text_reads_well() -> None:
+    out = ok("bench", "--messages", "2000", "--rate", "2000")
+    assert "messages/s" in out and "median" in out and "p99" in out
+    assert "2,000/s" in out
