@@ -64,7 +64,10 @@ def resolve(spec: str, proj: int) -> SysVMQ:
             key = ftok(spec, proj)
         except FileNotFoundError:
             raise CommandError(f"{spec!r} is not a key, an id:N, nor an existing file", EXIT_NOT_FOUND) from None
-    return SysVMQ.open(key)
+    try:
+        return SysVMQ.open(key)
+    except QueueNotFound:
+        raise CommandError(f"no queue has key {key:#010x} (sysvmq create {key:#x} makes one)", EXIT_NOT_FOUND) from None
 
 
 # -- formatting ----------------------------------------------------------------
