@@ -1,5 +1,6 @@
 """Faults: an endpoint killed mid-stream, the queue removed under load, signals, timeouts."""
 
+import contextlib
 import multiprocessing
 import os
 import pathlib
@@ -7,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from typing import Any, Dict, List
 
@@ -57,10 +57,8 @@ def test_consumer_killed_mid_stream(queue: SysVMQ, tmp_path: pathlib.Path, figur
     # This process is the new consumer: it takes the rest while the producer goes on.
     rest: List[int] = []
     while producer.is_alive() or queue.stats().count:
-        try:
+        with contextlib.suppress(sysvmq.QueueEmpty):
             rest.append(check(queue.receive(timeout=0.1))[1])
-        except sysvmq.QueueEmpty:
-            pass
     producer.join()
     assert producer.exitcode == 0
     logged = [int(line) for line in log.read_text().split()]
