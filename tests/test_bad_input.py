@@ -127,4 +127,3 @@ def test_every_entry_point_with_arguments_has_cases() -> None:
     public = {n for n in dir(SysVMQ) if not n.startswith("_") and callable(getattr(SysVMQ, n))}
     entries = public - {"stats", "destroy"} | {"SysVMQ", "ftok"}  # stats and destroy take no arguments
     assert entries == {name.split(":")[0] for name in CASES}
-
