@@ -51,7 +51,7 @@ def report(path: str) -> List[str]:
         if case != "roundtrip":
             continue
         c, ipc = t.get((case, size, "c")), t.get((case, size, "sysv_ipc"))
-        for impl in ("c", "sysv_ipc", "sysvmq", "sysvmq_into", "sysvmq_many"):
+        for impl in ("c", "sysv_ipc", "cffi_floor", "sysvmq", "sysvmq_into", "sysvmq_many"):
             if (case, size, impl) in t:
                 mine = t[(case, size, impl)]
                 lines.append(f"| {size} | {impl} | {mine * 1e9:,.0f} | {_ratio(mine, c)} | {_ratio(mine, ipc)} |")

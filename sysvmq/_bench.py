@@ -111,11 +111,13 @@ def _phase(
         began = time.perf_counter()
         start.set()
         for w in workers[:producers]:
-            while w.is_alive():
-                w.join(0.1)
+            while True:
                 if progress is not None:
                     progress.write(f"\r{label}: {seen.value:,} of {count:,} messages ")
                     progress.flush()
+                w.join(0.1)
+                if not w.is_alive():
+                    break
         for _ in range(consumers):
             q.send(b"", STOP)
         results = [pipe.recv() for pipe in pipes]

@@ -268,3 +268,39 @@ def test_bench_text_reads_well() -> None:
     out = ok("bench", "--messages", "2000", "--rate", "2000")
     assert "messages/s" in out and "median" in out and "p99" in out
     assert "2,000/s" in out
+
+
+def test_demo_runs_from_the_command() -> None:
+    out = ok("demo", "--messages", "1000", "--size", "16")
+    assert "the worker received 1,000 messages, 16,000 bytes" in out
+    assert "removed queue" in out
+
+
+def test_bench_shows_progress_only_on_a_terminal() -> None:
+    import pty
+
+    main, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [str(COMMAND), "bench", "--messages", "200000", "--size", "16"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO once the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+    assert proc.returncode == 0
+    assert b"\r" in shown and b"of 200,000 messages" in shown  # one line, rewritten in place
+    assert b"\r" not in proc.stdout
+    piped = sysvmq_cmd("bench", "--messages", "20000")
+    assert piped.returncode == 0 and piped.stderr == b""  # no progress when stderr is not a terminal
