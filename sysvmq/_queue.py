@@ -638,10 +638,7 @@ class SysVMQ:
                     errno.E2BIG,
                     f"{where}: a message of {size} bytes exceeds kernel.msgmax ({msgmax}); raise the sysctl to send it",
                 )
-            return self._einval(where)
-        if err in (errno.EACCES, errno.EPERM):
-            return error_from_errno(err, where, "no write permission")
-        return error_from_errno(err, where)
+        return self._error(err, where, "no write permission")
 
     # receiving
     #
@@ -829,11 +826,7 @@ class SysVMQ:
                 f"{where}: the next message{_selector(mtype, flags)} is longer than the "
                 f"{size}-byte buffer and stays queued; pass truncate=True or a larger buffer",
             )
-        if err == errno.EINVAL:
-            return self._einval(where)
-        if err in (errno.EACCES, errno.EPERM):
-            return error_from_errno(err, where, "no read permission")
-        return error_from_errno(err, where)
+        return self._error(err, where, "no read permission")
 
     # batches: one crossing into C for many messages
 
@@ -1137,7 +1130,10 @@ class SysVMQ:
             )
 
     def _ctl_error(self, err: int, cmd: str, denied: str) -> SysVMQError:
-        where = f"msgctl({cmd}) on {self._describe()}"
+        return self._error(err, f"msgctl({cmd}) on {self._describe()}", denied)
+
+    def _error(self, err: int, where: str, denied: str) -> SysVMQError:
+        """The exception for what a call on this queue left in errno; ``denied`` says what EACCES/EPERM refused."""
         if err == errno.EINVAL:
             return self._einval(where)
         if err in (errno.EACCES, errno.EPERM):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Optional, Set
+from typing import Dict, Optional, Set, Tuple
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -70,3 +70,15 @@ def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0) -> 
             pass
         time.sleep(0.001)
     raise AssertionError(f"thread {tid} never blocked in msgrcv/msgsnd ({path})")
+
+
+def ipcs_queues() -> Dict[int, Tuple[int, str, int, int, int]]:
+    """What ``ipcs -q`` lists: id -> (key, owner, mode, bytes, messages)."""
+    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0].startswith("0x"):
+            key, msqid, owner, perms, used, messages = fields
+            rows[int(msqid)] = (int(key, 16), owner, int(perms, 8), int(used), int(messages))
+    return rows

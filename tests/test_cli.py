@@ -10,7 +10,7 @@ import sys
 from typing import Any, List, Optional
 
 import pytest
-from support import CREATED, register, remove, wait_blocked
+from support import CREATED, ipcs_queues, register, remove, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -187,24 +187,13 @@ def test_path_queue_is_keyed_with_ftok(tmp_path: pathlib.Path) -> None:
         remove(q)
 
 
-def _ipcs() -> dict:  # type: ignore[type-arg]
-    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
-    rows = {}
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) == 6 and fields[0].startswith("0x"):
-            key, msqid, owner, perms, used, messages = fields
-            rows[int(msqid)] = (int(key, 16), owner, int(perms, 8), int(used), int(messages))
-    return rows
-
-
 def test_ls_agrees_with_ipcs(make_queue) -> None:  # type: ignore[no-untyped-def]
     a = make_queue(mode=0o640)
     a.send(b"abc")
     make_queue()
     listed = json.loads(ok("ls", "--json"))
     ours = {q["id"]: (int(q["key"], 16), q["owner"], int(q["mode"], 8), q["bytes"], q["messages"]) for q in listed}
-    assert ours == _ipcs()
+    assert ours == ipcs_queues()
     assert ours[a.id] == (0, "root" if os.geteuid() == 0 else ours[a.id][1], 0o640, 3, 1)
     table = ok("ls").splitlines()
     assert table[0].split()[:4] == ["KEY", "ID", "OWNER", "MODE"]

@@ -2,11 +2,10 @@
 
 import os
 import pathlib
-import subprocess
 import time
 
 import pytest
-from support import register
+from support import ipcs_queues, register
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -119,17 +118,6 @@ def test_usage_counts_this_queue(queue: SysVMQ) -> None:
     assert before.queues >= 1
 
 
-def _ipcs() -> dict:  # type: ignore[type-arg]
-    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
-    rows = {}
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) == 6 and fields[0].startswith("0x"):
-            key, msqid, _owner, perms, used, messages = fields
-            rows[int(msqid)] = (int(key, 16), int(perms, 8), int(used), int(messages))
-    return rows
-
-
 def test_queues_agree_with_ipcs(make_queue, free_key: int) -> None:  # type: ignore[no-untyped-def]
     a = make_queue(mode=0o640)
     a.send(b"abc")
@@ -137,7 +125,7 @@ def test_queues_agree_with_ipcs(make_queue, free_key: int) -> None:  # type: ign
     listed = {st.id: (st.key, st.mode, st.size, st.count) for st in sysvmq.queues()}
     assert listed[a.id] == (0, 0o640, 3, 1)
     assert listed[b.id] == (free_key, 0o666, 0, 0)
-    assert listed == _ipcs()
+    assert listed == {msqid: (key, mode, size, count) for msqid, (key, _, mode, size, count) in ipcs_queues().items()}
 
 
 def test_ftok_matches_the_c_formula(tmp_path: pathlib.Path) -> None:
