@@ -7,6 +7,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 from typing import Any, List, Optional
 
 import pytest
@@ -293,3 +294,24 @@ def test_bench_shows_progress_only_on_a_terminal() -> None:
     assert b"\r" not in proc.stdout
     piped = sysvmq_cmd("bench", "--messages", "20000")
     assert piped.returncode == 0 and piped.stderr == b""  # no progress when stderr is not a terminal
+
+
+def test_ctrl_c_on_bench_exits_130_and_removes_its_queue() -> None:
+    before = {st.id for st in sysvmq.queues()}
+    bench = subprocess.Popen(
+        [str(COMMAND), "bench", "--messages", "100000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(st.id not in before and st.last_send_pid for st in sysvmq.queues()):
+            assert time.monotonic() < deadline, "bench never started sending"
+            time.sleep(0.01)
+        ours = {st.id for st in sysvmq.queues()} - before
+        CREATED.update(ours)
+        bench.send_signal(signal.SIGINT)
+        _, err = bench.communicate(timeout=30)
+    finally:
+        bench.kill()
+    assert bench.returncode == 130
+    assert b"Traceback" not in err
+    assert not ours & {st.id for st in sysvmq.queues()}
