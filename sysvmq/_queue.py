@@ -7,6 +7,7 @@ handlers before the retry, and one that raises ends the call), else raise
 from the table in ``_errors``.
 """
 
+import array
 import collections.abc
 import errno
 import math
@@ -104,6 +105,8 @@ _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
 _monotonic = time.monotonic
 _sleep = time.sleep
+# send_many's lengths go to C as an array of size_t, built by array.array in one pass.
+_SIZE_T = next(code for code in "LQI" if array.array(code).itemsize == ffi.sizeof("size_t"))
 # CPython's from_buffer refuses a strided or read-only view itself; PyPy's must be told.
 _CHECK_VIEWS = platform.python_implementation() != "CPython"
 
@@ -254,7 +257,7 @@ def _message_arg(message: object) -> Any:
     return _borrow(message, "message", writable=False)
 
 
-def _pack(messages: Sequence[Any]) -> Tuple[bytes, List[int]]:
+def _pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
     """The messages end to end in one bytes, and each one's length; TypeError names a bad one.
 
     send_many tries b"".join and len() first: when their sums agree, every
@@ -271,7 +274,7 @@ def _pack(messages: Sequence[Any]) -> Tuple[bytes, List[int]]:
             data = _borrow(m, f"messages[{i}]", writable=False)
             texts.append(_unpack(data, len(data)))
             ffi.release(data)
-    return b"".join(texts), list(map(len, texts))
+    return b"".join(texts), array.array(_SIZE_T, map(len, texts))
 
 
 def _release(data: Any) -> None:
@@ -871,7 +874,7 @@ class SysVMQ:
         wait = None if timeout is None else _timeout_arg(timeout, nowait)
         try:
             blob = b"".join(messages)
-            lens = list(map(len, messages))
+            lens = array.array(_SIZE_T, map(len, messages))
             packed = sum(lens) == len(blob)
         except (TypeError, BufferError):
             packed = False
@@ -880,10 +883,13 @@ class SysVMQ:
         total = len(lens)
         if not total:
             return 0
-        longest = max(lens)
         msgmax, read = _msgmax_seen
-        if longest > msgmax or _monotonic() - read > _READING_TTL:
+        if _monotonic() - read > _READING_TTL:
             msgmax = _msgmax_cached()
+        # No message is longer than all of them together: most batches need no max().
+        longest = len(blob) if len(blob) <= msgmax else max(lens)
+        if longest > msgmax:
+            msgmax = _msgmax_cached()  # read anew before refusing: it may have been raised
         if longest > msgmax:
             i = lens.index(longest)
             raise MessageTooLarge(
@@ -891,7 +897,7 @@ class SysVMQ:
                 f"send_many on {self._describe()}: messages[{i}] of {longest} bytes exceeds "
                 f"kernel.msgmax ({msgmax}); nothing was sent",
             )
-        sizes = _new("size_t[]", lens)
+        sizes = _from_buffer("size_t[]", lens)
         done: int = 0
         backoff: Optional[_Backoff] = None
         try:
