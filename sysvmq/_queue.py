@@ -480,6 +480,10 @@ class SysVMQ:
     def attach(cls: Type[_Q], msqid: int, *, buffer_size: Optional[int] = None) -> _Q:
         """A handle on the queue with this id, as ``ipcs -q`` shows it.
 
+        Attaching needs no permission on the queue. Its ``key`` is read with
+        IPC_STAT, or with MSG_STAT_ANY where the caller may not read the
+        queue; where neither will tell (no MSG_STAT_ANY), ``key`` is 0.
+
         Raises:
             QueueNotFound: no queue has this id.
         """
