@@ -248,13 +248,13 @@ def _borrow(obj: object, name: str, writable: bool) -> Any:
         raise TypeError(f"{name} must be {what}, not a {kind} {type(obj).__name__}") from None
 
 
-def _message_arg(message: object) -> Any:
+def _message_arg(message: object, name: str = "message") -> Any:
     """bytes stay as they are; str becomes UTF-8; other buffers are borrowed, not copied."""
     if isinstance(message, str):
         return message.encode("utf-8")
     if isinstance(message, bytes):
         return message
-    return _borrow(message, "message", writable=False)
+    return _borrow(message, name, writable=False)
 
 
 def _pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
@@ -266,14 +266,9 @@ def _pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
     """
     texts = []
     for i, m in enumerate(messages):
-        if isinstance(m, str):
-            texts.append(m.encode("utf-8"))
-        elif isinstance(m, bytes):
-            texts.append(m)
-        else:
-            data = _borrow(m, f"messages[{i}]", writable=False)
-            texts.append(_unpack(data, len(data)))
-            ffi.release(data)
+        data = _message_arg(m, f"messages[{i}]")
+        texts.append(data if isinstance(data, bytes) else _unpack(data, len(data)))
+        _release(data)
     return b"".join(texts), array.array(_SIZE_T, map(len, texts))
 
 
@@ -600,8 +595,7 @@ class SysVMQ:
         (update() through this handle forgets it): a send blocked when another
         process lowers max_size below its size waits for ever either way.
         """
-        if size > self._fits or _monotonic() > self._fits_until:
-            self._check_fits(size)
+        self._check_fits(size)
         if timeout is None:
             while _c_send(self._id, mtype, data, size, 0) != 0:
                 err = ffi.errno
@@ -618,6 +612,9 @@ class SysVMQ:
         raise self._send_error(errno.EAGAIN, size, timeout)
 
     def _check_fits(self, size: int) -> None:
+        """MessageTooLarge unless ``size`` fits the queue's max_size, read at most once a second."""
+        if size <= self._fits and _monotonic() <= self._fits_until:
+            return
         try:
             max_size = self.stats().max_size
         except QueuePermissionError:
@@ -918,8 +915,7 @@ class SysVMQ:
                     raise self._send_error(err, lens[0], None)
                 if backoff is None:
                     rest = max(lens[done:])
-                    if rest > self._fits or _monotonic() > self._fits_until:
-                        self._check_fits(rest)
+                    self._check_fits(rest)
                     if wait is not None:
                         backoff = _Backoff(wait)
                 if backoff is None:
