@@ -20,28 +20,23 @@ def _c(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]
     return lambda: cloop.c_roundtrip(qid, size, LOOP)
 
 
-def _sysv_ipc(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+def _round_trips(send: Callable[[bytes], object], receive: Callable[[], object], size: int) -> Callable[[], object]:
     message = b"x" * size
 
     def run() -> None:
-        send, receive = mq.send, mq.receive
         for _ in range(LOOP):
             send(message)
             receive()
 
     return run
+
+
+def _sysv_ipc(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    return _round_trips(mq.send, mq.receive, size)
 
 
 def _sysvmq(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
-    message = b"x" * size
-
-    def run() -> None:
-        send, receive = q.send, q.receive
-        for _ in range(LOOP):
-            send(message)
-            receive()
-
-    return run
+    return _round_trips(q.send, q.receive, size)
 
 
 def _sysvmq_into(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
