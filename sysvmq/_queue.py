@@ -17,7 +17,7 @@ import os
 import platform
 import struct
 import time
-from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import Any, Deque, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from ._errors import (
     MessageTooLarge,
@@ -76,6 +76,12 @@ _KEY_MASK = (1 << _KEY_BITS) - 1
 _KEY_SIGN = 1 << (_KEY_BITS - 1)
 _PERMS = 0o777
 _DEFAULT_MODE = 0o600
+# The fast paths test arguments by identity: every int 0 or 1 is this object
+# on CPython, and ints compare by value under ``is`` on PyPy, while 0.0,
+# False and int subclasses fail the test and take the general path.
+_ZERO = 0
+_ONE = 1
+_EAGAIN = errno.EAGAIN
 _SEND_FLAGS = IPC_NOWAIT
 _RECEIVE_FLAGS = IPC_NOWAIT | MSG_NOERROR | MSG_EXCEPT
 # Without IPC_INFO (macOS, the BSDs) the default buffer is the historical msgmax.
@@ -102,8 +108,11 @@ _unpack = ffi.unpack
 _string = ffi.string
 _unpack_from = struct.unpack_from
 _from_buffer = ffi.from_buffer
+_release_buffer = ffi.release
+_CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would look the string up per call
 _NULL = ffi.NULL
 _monotonic = time.monotonic
+_deque = collections.deque
 _sleep = time.sleep
 # send_many's lengths go to C as an array of size_t, built by array.array in one pass.
 _SIZE_T = next(code for code in "LQI" if array.array(code).itemsize == ffi.sizeof("size_t"))
@@ -239,7 +248,7 @@ def _borrow(obj: object, name: str, writable: bool) -> Any:
             with memoryview(obj) as view:  # type: ignore[arg-type]
                 if not view.c_contiguous or (writable and view.readonly):
                     raise BufferError
-        return _from_buffer("char[]", obj, writable)
+        return _from_buffer(_CHARS, obj, writable)
     except TypeError:
         raise TypeError(f"{name} must be {what}, not {type(obj).__name__}") from None
     except BufferError:
@@ -276,7 +285,7 @@ def _release(data: Any) -> None:
     # A borrowed buffer pins its object (a bytearray cannot resize) until
     # released; on PyPy the garbage collector would release it much later.
     if not isinstance(data, bytes):
-        ffi.release(data)
+        _release_buffer(data)
 
 
 # -- the kernel's view of itself ----------------------------------------------
@@ -414,10 +423,10 @@ class SysVMQ:
     _key: int
     _buffer_size: int
     # Receivers not in use, each with room for buffer_size or more. A call pops
-    # one and puts it back: threads never share one, and no lock is held (list
-    # pop and append are atomic).
-    _rxs: List[_Rx]
-    _batches: List[_Batch]  # the same for receive_many
+    # one and puts it back: threads never share one, and no lock is held (deque
+    # pop and append are atomic; a list would realloc as it empties and refills).
+    _rxs: Deque[_Rx]
+    _batches: Deque[_Batch]  # the same for receive_many
     _fits: int  # the queue's max_size as last read, or -1
     _fits_until: float  # when that reading goes stale (monotonic clock)
 
@@ -432,7 +441,7 @@ class SysVMQ:
         self._buffer_size = _buffer_size_arg(buffer_size)
         self._key = ukey
         self._id = _msgget(ukey, f)
-        self._rxs, self._batches = [], []
+        self._rxs, self._batches = _deque(), _deque()
         self._fits, self._fits_until = -1, 0.0
 
     # named constructors
@@ -494,7 +503,7 @@ class SysVMQ:
         self._id = msqid
         self._key = key
         self._buffer_size = buffer_size
-        self._rxs, self._batches = [], []
+        self._rxs, self._batches = _deque(), _deque()
         self._fits, self._fits_until = -1, 0.0
         return self
 
@@ -562,15 +571,24 @@ class SysVMQ:
             QueueRemoved: the queue is gone, or was removed while waiting.
             QueuePermissionError: no write permission on the queue.
         """
-        if message.__class__ is bytes and type.__class__ is int and not flags and block and timeout is None:
+        # The fast path. The C helper refuses a type < 1 (EINVAL) without a
+        # syscall; whatever it refuses, the general path checks again and names.
+        if (
+            message.__class__ is bytes
+            and (type is _ONE or type.__class__ is int)
+            and flags is _ZERO
+            and timeout is None
+        ):
             try:
-                # The C helper refuses a type < 1 (EINVAL) without a syscall.
                 if _c_send(self._id, type, message, len(message), IPC_NOWAIT) == 0:
                     return
-                if ffi.errno == errno.EAGAIN:
-                    return self._send_full(message, len(message), type, None)
             except OverflowError:
-                pass  # a type beyond C long: the general path says so
+                pass  # a type beyond C long
+            else:
+                if ffi.errno == _EAGAIN:
+                    if block:
+                        return self._send_full(message, len(message), type, None)
+                    raise self._send_error(_EAGAIN, len(message), None)
         t = _send_type_arg(type)
         f = _flags_arg(flags, _SEND_FLAGS, "send")
         nowait = not block or bool(f & IPC_NOWAIT)
@@ -678,14 +696,14 @@ class SysVMQ:
             QueueRemoved: the queue is gone, or was removed while waiting.
             QueuePermissionError: no read permission on the queue.
         """
-        if type.__class__ is int and not flags and block and timeout is None and not truncate:
+        if (type is _ZERO or type.__class__ is int) and flags is _ZERO and block and timeout is None and not truncate:
             rxs = self._rxs
             try:
                 r = rxs.pop()
             except IndexError:
                 r = self._new_rx(0)
             try:
-                n = _c_rx(r[0]) if type == 0 else _c_rx_type(r[0], type)
+                n = _c_rx(r[0]) if type is _ZERO else _c_rx_type(r[0], type)
             except OverflowError:
                 n = -1  # a type beyond C long: the general path says so
             if n >= 0:
@@ -706,14 +724,14 @@ class SysVMQ:
         truncate: bool = False,
     ) -> Message:
         """As ``receive``, returning the message's type as well: ``Message(data, type)``."""
-        if type.__class__ is int and not flags and block and timeout is None and not truncate:
+        if (type is _ZERO or type.__class__ is int) and flags is _ZERO and block and timeout is None and not truncate:
             rxs = self._rxs
             try:
                 r = rxs.pop()
             except IndexError:
                 r = self._new_rx(0)
             try:
-                n = _c_rx(r[0]) if type == 0 else _c_rx_type(r[0], type)
+                n = _c_rx(r[0]) if type is _ZERO else _c_rx_type(r[0], type)
             except OverflowError:
                 n = -1
             if n >= 0:
@@ -746,25 +764,37 @@ class SysVMQ:
             MessageTooLarge: the message is longer than the buffer; it stays queued.
         """
         if buffer.__class__ is bytearray:
-            dest = _from_buffer("char[]", buffer, True)  # contiguous and writable by nature
+            dest = _from_buffer(_CHARS, buffer, True)  # contiguous and writable by nature
         else:
             dest = _borrow(buffer, "buffer", writable=True)
         try:
-            if type.__class__ is int and not flags and block and timeout is None and not truncate:
+            if (
+                (type is _ZERO or type.__class__ is int)
+                and flags is _ZERO
+                and block
+                and timeout is None
+                and not truncate
+            ):
                 size = len(dest)
-                r = self._take_rx(size)
+                rxs = self._rxs
+                try:
+                    r = rxs.pop()
+                except IndexError:
+                    r = self._new_rx(size)
+                if r[2] < size:
+                    r = self._new_rx(size)
                 try:
                     n = _c_rx_into(r[0], dest, size, type)
                 except OverflowError:
-                    n = -1
+                    n = -1  # a type beyond C long: the general path says so
                 if n >= 0:
                     got = r[0].mtype
-                    self._rxs.append(r)
+                    rxs.append(r)
                     return n, got
-                self._rxs.append(r)
+                rxs.append(r)
             return self._receive(type, flags, block, timeout, truncate, dest)  # type: ignore[return-value]
         finally:
-            ffi.release(dest)
+            _release_buffer(dest)
 
     def _receive(
         self,

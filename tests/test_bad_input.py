@@ -1,5 +1,6 @@
 """Bad input to every public entry point: a clear error naming the argument, and the queue unchanged."""
 
+import decimal
 import math
 from typing import Any, Callable, Tuple, Type
 
@@ -50,6 +51,10 @@ CASES = {
     "send: type beyond long": (lambda q: q.send(b"x", BIG), ValueError, "type must be 1"),
     "send: type str": (lambda q: q.send(b"x", "1"), TypeError, "type must be an int"),
     "send: type float": (lambda q: q.send(b"x", 1.0), TypeError, "type must be an int"),
+    "send: type bool": (lambda q: q.send(b"x", True), TypeError, "type must be an int"),
+    "send: type Decimal": (lambda q: q.send(b"x", decimal.Decimal(1)), TypeError, "type must be an int"),
+    "send: flags bool": (lambda q: q.send(b"x", 1, False), TypeError, "flags must be an int"),
+    "send: flags float": (lambda q: q.send(b"x", 1, 0.0), TypeError, "flags must be an int"),
     "send: flag unknown": (lambda q: q.send(b"x", 1, sysvmq.MSG_NOERROR), ValueError, "unknown flag bits"),
     "send: timeout negative": (lambda q: q.send(b"x", timeout=-1), ValueError, "timeout must be a non-negative"),
     "send: timeout nan": (lambda q: q.send(b"x", timeout=math.nan), ValueError, "timeout must be a non-negative"),
@@ -64,6 +69,10 @@ CASES = {
     # receive family
     "receive: type beyond long": (lambda q: q.receive(BIG), ValueError, "type must fit a C long"),
     "receive: type str": (lambda q: q.receive("0"), TypeError, "type must be an int"),
+    "receive: type bool": (lambda q: q.receive(False), TypeError, "type must be an int"),
+    "receive: flags bool": (lambda q: q.receive(0, False), TypeError, "flags must be an int"),
+    "receive_message: type float": (lambda q: q.receive_message(0.0), TypeError, "type must be an int"),
+    "receive_into: flags float": (lambda q: q.receive_into(bytearray(4), 0, 0.0), TypeError, "flags must be an int"),
     "receive: MSG_COPY": (lambda q: q.receive(0, sysvmq.MSG_COPY), ValueError, "peek"),
     "receive: flag unknown": (lambda q: q.receive(0, sysvmq.IPC_CREAT), ValueError, "unknown flag bits"),
     "receive: timeout negative": (lambda q: q.receive(timeout=-0.5), ValueError, "timeout"),
