@@ -13,6 +13,7 @@ from cffi import FFI
 
 CDEF = """
 int c_roundtrip(int msqid, size_t size, long count);
+int c_roundtrip_copies(int msqid, size_t size, long count);
 int c_send(int msqid, size_t size, long count);
 int c_receive(int msqid, size_t size, long count);
 """
@@ -45,6 +46,34 @@ int c_roundtrip(int msqid, size_t size, long count)
         if (msgsnd(msqid, out, size, 0) < 0 || msgrcv(msqid, in, size, 0, 0) < 0)
             rc = -errno;
     }
+    free(out);
+    free(in);
+    return rc;
+}
+
+/* What any binding that takes bytes and returns new bytes must do besides the
+   system calls: copy the text in behind the type (msgsnd(2) reads them
+   together), and copy it out of the msgbuf into a new object. */
+int c_roundtrip_copies(int msqid, size_t size, long count)
+{
+    struct msg *out = new_msg(size), *in = new_msg(size);
+    char *text = malloc(size + 1), *copy;
+    ssize_t n;
+    int rc = 0;
+    memset(text, 'x', size);
+    for (long i = 0; i < count && rc == 0; i++) {
+        memcpy(out->mtext, text, size);
+        if (msgsnd(msqid, out, size, 0) < 0 || (n = msgrcv(msqid, in, size, 0, 0)) < 0) {
+            rc = -errno;
+            break;
+        }
+        copy = malloc((size_t)n + 1);
+        memcpy(copy, in->mtext, (size_t)n);
+        /* an empty asm that takes the pointer: the copy may not be optimised away */
+        __asm__ volatile("" : : "r"(copy) : "memory");
+        free(copy);
+    }
+    free(text);
     free(out);
     free(in);
     return rc;

@@ -8,9 +8,11 @@ taken minutes apart on the same machine.
 from typing import Any, Callable
 
 import pytest
+from floors import SignatureFloor
 from shapes import LOOP, batch_size
 
 import sysvmq
+from sysvmq import _queue
 
 SIZES = [16, 256, 4096, 8192]
 
@@ -18,6 +20,11 @@ SIZES = [16, 256, 4096, 8192]
 def _c(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
     qid = q.id
     return lambda: cloop.c_roundtrip(qid, size, LOOP)
+
+
+def _c_copies(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    qid = q.id
+    return lambda: cloop.c_roundtrip_copies(qid, size, LOOP)
 
 
 def _round_trips(send: Callable[[bytes], object], receive: Callable[[], object], size: int) -> Callable[[], object]:
@@ -68,8 +75,6 @@ def _sysvmq_many(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[
 def _cffi_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
     # Not an API: the two C helpers send() and receive() end in, called bare in
     # a loop. What sysvmq adds in Python is the difference from this row.
-    from sysvmq import _queue
-
     message, qid = b"x" * size, q.id
     rx, text, _ = q._new_rx(0)
 
@@ -82,10 +87,17 @@ def _cffi_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[]
     return run
 
 
+def _signature_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    floor = SignatureFloor(q)
+    return _round_trips(floor.send, floor.receive, size)
+
+
 IMPLS = {
     "c": _c,
+    "c_copies": _c_copies,
     "sysv_ipc": _sysv_ipc,
     "cffi_floor": _cffi_floor,
+    "signature_floor": _signature_floor,
     "sysvmq": _sysvmq,
     "sysvmq_into": _sysvmq_into,
     "sysvmq_many": _sysvmq_many,

@@ -9,6 +9,7 @@ import multiprocessing
 from typing import Any, Callable
 
 import pytest
+from floors import SignatureFloor
 from shapes import batch_size
 
 import sysvmq
@@ -61,6 +62,22 @@ def _sysvmq_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callab
     return run
 
 
+def _floor_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
+    message, send = b"x" * size, SignatureFloor(q).send
+    for _ in range(total):
+        send(message)
+
+
+def _floor_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callable[[], object]:
+    receive = SignatureFloor(q).receive
+
+    def run() -> None:
+        for _ in range(COUNT):
+            receive()
+
+    return run
+
+
 def _many_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
     n = batch_size(size)
     batch = [b"x" * size] * n
@@ -82,6 +99,7 @@ def _many_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callable
 IMPLS = {
     "c": (_c_producer, _c_consumer),
     "sysv_ipc": (_sysv_ipc_producer, _sysv_ipc_consumer),
+    "signature_floor": (_floor_producer, _floor_consumer),
     "sysvmq": (_sysvmq_producer, _sysvmq_consumer),
     "sysvmq_many": (_many_producer, _many_consumer),
 }
