@@ -108,6 +108,7 @@ int msgctl(int msqid, int cmd, struct msqid_ds *buf);
 int sysvmq_send(int msqid, long type, const char *data, size_t len, int flags);
 size_t sysvmq_send_many(int msqid, long type, const char *data, const size_t *lens,
                         size_t count, size_t start, int flags);
+size_t sysvmq_total(const size_t *lens, size_t count);
 ssize_t sysvmq_rx(struct sysvmq_rx *rx);
 ssize_t sysvmq_rx_type(struct sysvmq_rx *rx, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_rx *rx, char *dest, size_t len, long type);
@@ -242,6 +243,15 @@ static size_t sysvmq_send_many(int msqid, long type, const char *data, const siz
         errno = saved;
     }
     return sent;
+}
+
+/* The sum of count lengths: send_many's check that they add up to its text. */
+static size_t sysvmq_total(const size_t *lens, size_t count)
+{
+    size_t i, total = 0;
+    for (i = 0; i < count; i++)
+        total += lens[i];
+    return total;
 }
 
 /* One message: copy the caller's bytes behind the type and send. */

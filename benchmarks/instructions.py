@@ -58,6 +58,16 @@ for _ in range(N):
     send(message)
     receive_into(buf)
 """,
+    "batch_floor": """
+from floors import BatchFloor
+k = min(64, sysvmq.limits().msgmnb // max(SIZE, 1))
+batch = [message] * k
+floor = BatchFloor(q, k)
+send_many, receive_many = floor.send_many, floor.receive_many
+for _ in range(N // k):
+    send_many(batch)
+    receive_many(k)
+""",
     "sysvmq_many": """
 k = min(64, sysvmq.limits().msgmnb // max(SIZE, 1))
 batch = [message] * k

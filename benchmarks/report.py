@@ -14,8 +14,9 @@ from typing import Dict, List, Optional, Tuple
 
 Key = Tuple[str, int, str]  # (case, size, impl)
 
-# The floors first: C alone, C with the copies a bytes API must make, sysv_ipc,
-# sysvmq's two C helpers called bare, and the same behind sysvmq's signatures.
+# The floors before what they bound: C alone, C with the copies a bytes API
+# must make, sysv_ipc, sysvmq's two C helpers called bare, the same behind
+# sysvmq's signatures; batch_floor before the batch calls.
 ROUND_TRIP_ROWS = (
     "c",
     "c_copies",
@@ -24,6 +25,7 @@ ROUND_TRIP_ROWS = (
     "signature_floor",
     "sysvmq",
     "sysvmq_into",
+    "batch_floor",
     "sysvmq_many",
 )
 

@@ -8,7 +8,7 @@ taken minutes apart on the same machine.
 from typing import Any, Callable
 
 import pytest
-from floors import SignatureFloor
+from floors import BatchFloor, SignatureFloor
 from shapes import LOOP, batch_size
 
 import sysvmq
@@ -72,6 +72,20 @@ def _sysvmq_many(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[
     return run
 
 
+def _batch_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    n = batch_size(size)
+    batch = [b"x" * size] * n
+    floor = BatchFloor(q, n)
+
+    def run() -> None:
+        send_many, receive_many = floor.send_many, floor.receive_many
+        for _ in range(LOOP // n):
+            send_many(batch)
+            receive_many(n)
+
+    return run
+
+
 def _cffi_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
     # Not an API: the two C helpers send() and receive() end in, called bare in
     # a loop. What sysvmq adds in Python is the difference from this row.
@@ -100,6 +114,7 @@ IMPLS = {
     "signature_floor": _signature_floor,
     "sysvmq": _sysvmq,
     "sysvmq_into": _sysvmq_into,
+    "batch_floor": _batch_floor,
     "sysvmq_many": _sysvmq_many,
 }
 
@@ -109,7 +124,7 @@ IMPLS = {
 def test_roundtrip(benchmark, request, queue: sysvmq.SysVMQ, cloop: Any, impl: str, size: int) -> None:  # type: ignore[no-untyped-def]
     mq = request.getfixturevalue("sysv_ipc_queue") if impl == "sysv_ipc" else None
     run = IMPLS[impl](queue, size, cloop, mq)
-    per_call = LOOP // batch_size(size) * batch_size(size) if impl == "sysvmq_many" else LOOP
+    per_call = LOOP // batch_size(size) * batch_size(size) if impl in ("batch_floor", "sysvmq_many") else LOOP
     benchmark.group = f"roundtrip {size} B"
     benchmark.extra_info.update(case="roundtrip", impl=impl, size=size, messages=per_call)
     benchmark(run)

@@ -103,13 +103,16 @@ _c_rx_type = lib.sysvmq_rx_type
 _c_rx_into = lib.sysvmq_rx_into
 _c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
+_c_total = lib.sysvmq_total
 _c_receive_many = lib.sysvmq_receive_many
 _unpack = ffi.unpack
 _string = ffi.string
 _unpack_from = struct.unpack_from
 _from_buffer = ffi.from_buffer
 _release_buffer = ffi.release
-_CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would look the string up per call
+# Parsed once: from_buffer would look the string up on every call.
+_CHARS = ffi.typeof("char[]")
+_SIZES = ffi.typeof("size_t[]")
 _NULL = ffi.NULL
 _monotonic = time.monotonic
 _deque = collections.deque
@@ -269,9 +272,9 @@ def _message_arg(message: object, name: str = "message") -> Any:
 def _pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
     """The messages end to end in one bytes, and each one's length; TypeError names a bad one.
 
-    send_many tries b"".join and len() first: when their sums agree, every
-    message was bytes-like with one-byte items (len() counts items, so
-    array('i') would differ) and this is not called.
+    send_many tries b"".join and len() first: when the lengths add up to the
+    joined size, every message was bytes-like with one-byte items (len()
+    counts items, so array('i') would differ) and this is not called.
     """
     texts = []
     for i, m in enumerate(messages):
@@ -906,11 +909,14 @@ class SysVMQ:
         try:
             blob = b"".join(messages)
             lens = array.array(_SIZE_T, map(len, messages))
-            packed = sum(lens) == len(blob)
+            sizes = _from_buffer(_SIZES, lens)
+            # len() counts items, not bytes (an array('i') differs): the lengths must add up.
+            packed = _c_total(sizes, len(lens)) == len(blob)
         except (TypeError, BufferError):
             packed = False
         if not packed:
             blob, lens = _pack(messages)
+            sizes = _from_buffer(_SIZES, lens)
         total = len(lens)
         if not total:
             return 0
@@ -928,7 +934,6 @@ class SysVMQ:
                 f"send_many on {self._describe()}: messages[{i}] of {longest} bytes exceeds "
                 f"kernel.msgmax ({msgmax}); nothing was sent",
             )
-        sizes = _from_buffer("size_t[]", lens)
         done: int = 0
         backoff: Optional[_Backoff] = None
         try:
