@@ -10,10 +10,11 @@ from sysvmq import _queue
 _c_send, _c_rx, _unpack = _queue._c_send, _queue._c_rx, _queue._unpack
 _c_send_many, _c_receive_many, _from_buffer = _queue._c_send_many, _queue._c_receive_many, _queue._from_buffer
 _unpack_from, _string, _SIZE_T = _queue._unpack_from, _queue._string, _queue._SIZE_T
+_c_rx_into, _release, _CHARS = _queue._c_rx_into, _queue._release_buffer, _queue._CHARS
 
 
 class SignatureFloor:
-    """Not an API: sysvmq's send and receive signatures over the bare C helpers.
+    """Not an API: sysvmq's send, receive and receive_into signatures over the bare C helpers.
 
     No checks, no buffer pool, no error handling: what calling a Python method
     with these keyword-only options costs on top of ``cffi_floor``.
@@ -41,6 +42,22 @@ class SignatureFloor:
     ) -> bytes:
         data: bytes = _unpack(self._text, _c_rx(self._rx))
         return data
+
+    def receive_into(
+        self,
+        buffer: bytearray,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> Tuple[int, int]:
+        # The caller's buffer must be borrowed (and given back) for C to write into it.
+        dest = _from_buffer(_CHARS, buffer, True)
+        n = _c_rx_into(self._rx, dest, len(buffer), 0)
+        _release(dest)
+        return n, self._rx.mtype
 
 
 class BatchFloor:

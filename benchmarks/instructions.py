@@ -51,6 +51,15 @@ for _ in range(N):
     send(message)
     receive()
 """,
+    "into_floor": """
+from floors import SignatureFloor
+buf = bytearray(SIZE)
+floor = SignatureFloor(q)
+send, receive_into = floor.send, floor.receive_into
+for _ in range(N):
+    send(message)
+    receive_into(buf)
+""",
     "sysvmq_into": """
 buf = bytearray(SIZE)
 send, receive_into = q.send, q.receive_into

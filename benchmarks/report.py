@@ -16,7 +16,7 @@ Key = Tuple[str, int, str]  # (case, size, impl)
 
 # The floors before what they bound: C alone, C with the copies a bytes API
 # must make, sysv_ipc, sysvmq's two C helpers called bare, the same behind
-# sysvmq's signatures; batch_floor before the batch calls.
+# sysvmq's signatures; into_floor and batch_floor before their calls.
 ROUND_TRIP_ROWS = (
     "c",
     "c_copies",
@@ -24,6 +24,7 @@ ROUND_TRIP_ROWS = (
     "cffi_floor",
     "signature_floor",
     "sysvmq",
+    "into_floor",
     "sysvmq_into",
     "batch_floor",
     "sysvmq_many",

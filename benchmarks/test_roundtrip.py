@@ -59,6 +59,19 @@ def _sysvmq_into(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[
     return run
 
 
+def _into_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    message, buf = b"x" * size, bytearray(size)
+    floor = SignatureFloor(q)
+
+    def run() -> None:
+        send, receive_into = floor.send, floor.receive_into
+        for _ in range(LOOP):
+            send(message)
+            receive_into(buf)
+
+    return run
+
+
 def _sysvmq_many(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
     n = batch_size(size)
     batch = [b"x" * size] * n
@@ -113,6 +126,7 @@ IMPLS = {
     "cffi_floor": _cffi_floor,
     "signature_floor": _signature_floor,
     "sysvmq": _sysvmq,
+    "into_floor": _into_floor,
     "sysvmq_into": _sysvmq_into,
     "batch_floor": _batch_floor,
     "sysvmq_many": _sysvmq_many,
