@@ -114,6 +114,7 @@ ssize_t sysvmq_rx_type(struct sysvmq_rx *rx, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_rx *rx, char *dest, size_t len, long type);
 ssize_t sysvmq_receive(struct sysvmq_rx *rx, size_t maxlen, long type, int flags, char *dest);
 #define SYSVMQ_FMT_ITEM ...
+#define SYSVMQ_HEADROOM ...
 size_t sysvmq_receive_many(struct sysvmq_batch *b, long type, int flags, size_t max_count);
 long long sysvmq_key(const struct msqid_ds *ds);
 unsigned long sysvmq_cbytes(const struct msqid_ds *ds);
@@ -132,6 +133,7 @@ PRELUDE = r"""
 #include <sys/msg.h>
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 """
@@ -268,12 +270,23 @@ static int sysvmq_send(int msqid, long type, const char *data, size_t len, int f
    many it took. */
 #define SYSVMQ_FMT_ITEM 22  /* the digits of a size_t, "s" */
 
+/* b->out has this much room before it, so that msgrcv(2) can put each text
+   in its place, its type in front (out has no gap for it between texts).
+   Machines that fault on a misaligned long take the text via rx and copy it. */
+#define SYSVMQ_HEADROOM sizeof(long)
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+#  define SYSVMQ_ANY_ALIGNMENT 1
+#else
+#  define SYSVMQ_ANY_ALIGNMENT 0
+#endif
+
 static size_t sysvmq_receive_many(struct sysvmq_batch *b, long type, int flags, size_t max_count)
 {
     struct sysvmq_rx *rx = b->rx;
     char *fmt = b->fmt;
     size_t taken = 0, used = 0, len;
-    char digits[SYSVMQ_FMT_ITEM];
+    char digits[SYSVMQ_FMT_ITEM], *at;
+    long saved;
     int d;
     ssize_t n;
 
@@ -284,11 +297,23 @@ static size_t sysvmq_receive_many(struct sysvmq_batch *b, long type, int flags, 
             errno = 0;
             break;
         }
-        n = msgrcv(rx->msqid, &rx->mtype, rx->maxlen, type, taken ? flags | IPC_NOWAIT : flags);
-        if (n < 0)
-            break;
-        memcpy(b->out + used, rx->mtext, (size_t)n);
-        b->types[taken] = rx->mtype;
+        at = b->out + used - SYSVMQ_HEADROOM;
+        if (SYSVMQ_ANY_ALIGNMENT || (uintptr_t)at % sizeof(long) == 0) {
+            /* Straight into place: the type lands on the headroom or the end
+               of the previous text, which is put back afterwards. */
+            memcpy(&saved, at, sizeof saved);
+            n = msgrcv(rx->msqid, at, rx->maxlen, type, taken ? flags | IPC_NOWAIT : flags);
+            memcpy(&b->types[taken], at, sizeof(long));
+            memcpy(at, &saved, sizeof saved);
+            if (n < 0)
+                break;
+        } else {
+            n = msgrcv(rx->msqid, &rx->mtype, rx->maxlen, type, taken ? flags | IPC_NOWAIT : flags);
+            if (n < 0)
+                break;
+            memcpy(b->out + used, rx->mtext, (size_t)n);
+            b->types[taken] = rx->mtype;
+        }
         used += (size_t)n;
         taken++;
         len = (size_t)n;

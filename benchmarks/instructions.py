@@ -20,7 +20,7 @@ from typing import List, Optional
 _LOOPS = {
     "sysv_ipc": """
 import sysv_ipc
-mq = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+mq = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX, max_message_size=sysvmq.limits().msgmax)
 send, receive = mq.send, mq.receive
 try:
     for _ in range(N):

@@ -1055,11 +1055,12 @@ class SysVMQ:
         rx = self._new_rx(0)[0]
         size = self._buffer_size
         room = max(size, min(count * size, _BATCH_BYTES), 1)
-        out = _new("char[]", room)
+        out = _new("char[]", lib.SYSVMQ_HEADROOM + room)
+        texts = out + lib.SYSVMQ_HEADROOM  # msgrcv puts each type just before its text
         fmt = _new("char[]", count * lib.SYSVMQ_FMT_ITEM + 1)
         types = _new("long[]", count)
-        batch = _new("struct sysvmq_batch *", [rx, out, room, fmt, types])
-        return batch, ffi.buffer(out), fmt, count, (rx, out, types)
+        batch = _new("struct sysvmq_batch *", [rx, texts, room, fmt, types])
+        return batch, ffi.buffer(texts, room), fmt, count, (rx, out, types)
 
     def peek(self, index: int = 0, *, truncate: bool = False) -> Message:
         """Copy the index-th message (0 is the oldest) without taking it off the queue.

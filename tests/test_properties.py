@@ -50,3 +50,15 @@ def test_typed_receive_keeps_per_type_order(shared: SysVMQ, messages: list) -> N
                 break
         assert got == expected
     assert shared.stats().count == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages=st.lists(st.tuples(st.binary(max_size=40), st.integers(1, LONG_MAX)), min_size=1, max_size=40))
+def test_receive_many_messages_returns_each_text_and_type_whole(shared: SysVMQ, messages: list) -> None:  # type: ignore[type-arg]
+    # receive_many lays the texts end to end, each type landing on the end of the
+    # one before it for a moment: any lengths, alignments and types must survive that.
+    for data, mtype in messages:
+        shared.send(data, mtype)
+    got = shared.receive_many_messages(len(messages), block=False)
+    assert got == [sysvmq.Message(data, mtype) for data, mtype in messages]
+    assert shared.stats().count == 0
