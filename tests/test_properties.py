@@ -62,3 +62,16 @@ def test_receive_many_messages_returns_each_text_and_type_whole(shared: SysVMQ, 
     got = shared.receive_many_messages(len(messages), block=False)
     assert got == [sysvmq.Message(data, mtype) for data, mtype in messages]
     assert shared.stats().count == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.binary(max_size=40), min_size=1, max_size=40), mtype=st.integers(1, LONG_MAX))
+def test_send_many_sends_each_text_whole(shared: SysVMQ, texts: list, mtype: int) -> None:  # type: ignore[type-arg]
+    # One crossing sends them all from one joined text: any lengths must arrive
+    # whole and in order, and the caller's objects stay as they were.
+    before = [bytes(t) for t in texts]
+    assert shared.send_many(texts, mtype) == len(texts)
+    assert texts == before
+    got = [shared.receive_message(block=False) for _ in texts]
+    assert got == [sysvmq.Message(t, mtype) for t in before]
+    assert shared.stats().count == 0
