@@ -1018,7 +1018,7 @@ class SysVMQ:
             if wait is not None:
                 backoff = _Backoff(wait)
                 f |= IPC_NOWAIT
-        k = min(count, _BATCH_COUNT)
+        k = count if count < _BATCH_COUNT else _BATCH_COUNT  # min() costs a call per batch
         batches = self._batches
         try:
             b = batches.pop()
@@ -1029,7 +1029,9 @@ class SysVMQ:
         batch, view, fmt, _, _ = b
         result: List[Any] = []
         while True:
-            want = min(count - len(result), k)
+            want = count - len(result)
+            if want > k:
+                want = k
             n = _c_receive_many(batch, t, f, want)
             if n:
                 texts = _unpack_from(_string(fmt), view)
