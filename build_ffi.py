@@ -21,8 +21,9 @@ struct sysvmq_rx {
     char mtext[];
 };
 
-/* What receive_many fills: texts end to end in out (room bytes), a struct
-   module format that cuts them apart again in fmt, each one's type. */
+/* What receive_many fills: texts end to end in out (room bytes, with
+   SYSVMQ_HEADROOM more before it), a struct module format that cuts them
+   apart again in fmt, each one's type. */
 struct sysvmq_batch {
     struct sysvmq_rx *rx;
     char *out;

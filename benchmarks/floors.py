@@ -9,6 +9,7 @@ from sysvmq import _queue
 # The C helpers, as sysvmq's methods reach them: through module globals.
 _c_send, _c_rx, _unpack = _queue._c_send, _queue._c_rx, _queue._unpack
 _c_send_many, _c_receive_many, _from_buffer = _queue._c_send_many, _queue._c_receive_many, _queue._from_buffer
+_SIZES = _queue._SIZES
 _unpack_from, _string, _SIZE_T = _queue._unpack_from, _queue._string, _queue._SIZE_T
 _c_rx_into, _release, _CHARS = _queue._c_rx_into, _queue._release_buffer, _queue._CHARS
 
@@ -76,7 +77,7 @@ class BatchFloor:
         self._batch, self._view, self._fmt, _, self._keep = q._new_batch(count)
 
     def send_many(self, messages: List[bytes]) -> None:
-        lens = _from_buffer("size_t[]", array.array(_SIZE_T, map(len, messages)))
+        lens = _from_buffer(_SIZES, array.array(_SIZE_T, map(len, messages)))
         _c_send_many(self._id, 1, b"".join(messages), lens, len(messages), 0, 0)
 
     def receive_many(self, count: int) -> Tuple[bytes, ...]:

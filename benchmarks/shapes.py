@@ -9,3 +9,10 @@ LOOP = 64
 def batch_size(size: int) -> int:
     """Messages of ``size`` bytes a default queue holds at once, at most 64: batches never block."""
     return max(1, min(64, sysvmq.limits().msgmnb // max(size, 1)))
+
+
+def messages_per_call(impl: str, size: int) -> int:
+    """Messages one benchmarked round-trip call of ``impl`` moves: LOOP, or whole batches within it."""
+    if impl in ("batch_floor", "sysvmq_many"):
+        return LOOP // batch_size(size) * batch_size(size)
+    return LOOP

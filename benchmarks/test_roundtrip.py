@@ -5,11 +5,11 @@ floor (``cloop``) and sysv_ipc, so ``report.py`` can print ratios of medians
 taken minutes apart on the same machine.
 """
 
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 import pytest
 from floors import BatchFloor, SignatureFloor
-from shapes import LOOP, batch_size
+from shapes import LOOP, batch_size, messages_per_call
 
 import sysvmq
 from sysvmq import _queue
@@ -46,12 +46,12 @@ def _sysvmq(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], ob
     return _round_trips(q.send, q.receive, size)
 
 
-def _sysvmq_into(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
-    message = b"x" * size
-    buf = bytearray(size)
+def _into_round_trips(
+    send: Callable[[bytes], object], receive_into: Callable[[bytearray], object], size: int
+) -> Callable[[], object]:
+    message, buf = b"x" * size, bytearray(size)
 
     def run() -> None:
-        send, receive_into = q.send, q.receive_into
         for _ in range(LOOP):
             send(message)
             receive_into(buf)
@@ -59,44 +59,36 @@ def _sysvmq_into(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[
     return run
 
 
+def _sysvmq_into(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    return _into_round_trips(q.send, q.receive_into, size)
+
+
 def _into_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
-    message, buf = b"x" * size, bytearray(size)
     floor = SignatureFloor(q)
+    return _into_round_trips(floor.send, floor.receive_into, size)
+
+
+def _batch_round_trips(
+    send_many: Callable[[List[bytes]], object], receive_many: Callable[[int], object], size: int
+) -> Callable[[], object]:
+    n = batch_size(size)
+    batch = [b"x" * size] * n
 
     def run() -> None:
-        send, receive_into = floor.send, floor.receive_into
-        for _ in range(LOOP):
-            send(message)
-            receive_into(buf)
+        for _ in range(LOOP // n):
+            send_many(batch)
+            receive_many(n)
 
     return run
 
 
 def _sysvmq_many(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
-    n = batch_size(size)
-    batch = [b"x" * size] * n
-
-    def run() -> None:
-        send_many, receive_many = q.send_many, q.receive_many
-        for _ in range(LOOP // n):
-            send_many(batch)
-            receive_many(n)
-
-    return run
+    return _batch_round_trips(q.send_many, q.receive_many, size)
 
 
 def _batch_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
-    n = batch_size(size)
-    batch = [b"x" * size] * n
-    floor = BatchFloor(q, n)
-
-    def run() -> None:
-        send_many, receive_many = floor.send_many, floor.receive_many
-        for _ in range(LOOP // n):
-            send_many(batch)
-            receive_many(n)
-
-    return run
+    floor = BatchFloor(q, batch_size(size))
+    return _batch_round_trips(floor.send_many, floor.receive_many, size)
 
 
 def _cffi_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
@@ -138,8 +130,7 @@ IMPLS = {
 def test_roundtrip(benchmark, request, queue: sysvmq.SysVMQ, cloop: Any, impl: str, size: int) -> None:  # type: ignore[no-untyped-def]
     mq = request.getfixturevalue("sysv_ipc_queue") if impl == "sysv_ipc" else None
     run = IMPLS[impl](queue, size, cloop, mq)
-    per_call = LOOP // batch_size(size) * batch_size(size) if impl in ("batch_floor", "sysvmq_many") else LOOP
     benchmark.group = f"roundtrip {size} B"
-    benchmark.extra_info.update(case="roundtrip", impl=impl, size=size, messages=per_call)
+    benchmark.extra_info.update(case="roundtrip", impl=impl, size=size, messages=messages_per_call(impl, size))
     benchmark(run)
     assert queue.stats().count == 0

@@ -32,50 +32,42 @@ def _c_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callable[[]
     return lambda: cloop.c_receive(qid, size, COUNT)
 
 
-def _sysv_ipc_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
-    message, send = b"x" * size, mq.send
+def _send_all(send: Callable[[bytes], object], size: int, total: int) -> None:
+    message = b"x" * size
     for _ in range(total):
         send(message)
+
+
+def _receive_rounds(receive: Callable[[], object]) -> Callable[[], object]:
+    def run() -> None:
+        for _ in range(COUNT):
+            receive()
+
+    return run
+
+
+def _sysv_ipc_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
+    _send_all(mq.send, size, total)
 
 
 def _sysv_ipc_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callable[[], object]:
-    def run() -> None:
-        receive = mq.receive
-        for _ in range(COUNT):
-            receive()
-
-    return run
+    return _receive_rounds(mq.receive)
 
 
 def _sysvmq_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
-    message, send = b"x" * size, q.send
-    for _ in range(total):
-        send(message)
+    _send_all(q.send, size, total)
 
 
 def _sysvmq_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callable[[], object]:
-    def run() -> None:
-        receive = q.receive
-        for _ in range(COUNT):
-            receive()
-
-    return run
+    return _receive_rounds(q.receive)
 
 
 def _floor_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
-    message, send = b"x" * size, SignatureFloor(q).send
-    for _ in range(total):
-        send(message)
+    _send_all(SignatureFloor(q).send, size, total)
 
 
 def _floor_consumer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int) -> Callable[[], object]:
-    receive = SignatureFloor(q).receive
-
-    def run() -> None:
-        for _ in range(COUNT):
-            receive()
-
-    return run
+    return _receive_rounds(SignatureFloor(q).receive)
 
 
 def _many_producer(q: sysvmq.SysVMQ, mq: Any, cloop: Any, size: int, total: int) -> None:
