@@ -1,36 +1,46 @@
-"""Floors that are not APIs: what any Python binding over these C helpers pays, as a baseline."""
+"""Floors that are not APIs: what any Python binding over sysvmq's C helpers pays, as a baseline.
+
+They reach C through the binding module only (``sysvmq._ffi``), as sysvmq's
+facade does, with call states of their own.
+"""
 
 import array
-from typing import List, Optional, Tuple
+import struct
+from typing import Any, List, Optional, Tuple
 
 import sysvmq
-from sysvmq import _queue
+from sysvmq._ffi import HEADROOM, ffi, lib
 
-# The C helpers, as sysvmq's methods reach them: through module globals.
-_c_send, _c_rx, _unpack = _queue._c_send, _queue._c_rx, _queue._unpack
-_c_send_many, _c_receive_many, _from_buffer = _queue._c_send_many, _queue._c_receive_many, _queue._from_buffer
-_SIZES = _queue._SIZES
-_unpack_from, _string, _SIZE_T = _queue._unpack_from, _queue._string, _queue._SIZE_T
-_c_rx_into, _release, _CHARS = _queue._c_rx_into, _queue._release_buffer, _queue._CHARS
+_c_send, _c_rx, _c_rx_into = lib.sysvmq_send, lib.sysvmq_rx, lib.sysvmq_rx_into
+_c_send_many, _c_receive_many = lib.sysvmq_send_many, lib.sysvmq_receive_many
+_from_buffer, _release, _string, _unpack_from = ffi.from_buffer, ffi.release, ffi.string, struct.unpack_from
+_CHARS, _SIZES = ffi.typeof("char[]"), ffi.typeof("size_t[]")
+_SIZE_T = next(code for code in "LQI" if array.array(code).itemsize == ffi.sizeof("size_t"))
+
+
+def call_state(q: sysvmq.SysVMQ) -> Tuple[Any, Any]:
+    """A ``struct sysvmq_call`` for q with room for msgmax, and its text as a buffer."""
+    room = sysvmq.limits().msgmax
+    c = ffi.new("struct sysvmq_call *", {"msqid": q.id, "maxlen": q.buffer_size, "room": room, "mtext": room})
+    return c, ffi.buffer(c.mtext, room)
 
 
 class SignatureFloor:
     """Not an API: sysvmq's send, receive and receive_into signatures over the bare C helpers.
 
-    No checks, no buffer pool, no error handling: what calling a Python method
-    with these keyword-only options costs on top of ``cffi_floor``.
+    No checks, no pool of call states, no error handling: what calling a
+    Python method with these keyword-only options costs on top of ``cffi_floor``.
     """
 
-    __slots__ = ("_id", "_rx", "_text")
+    __slots__ = ("_c", "_text")
 
     def __init__(self, q: sysvmq.SysVMQ) -> None:
-        self._id = q.id
-        self._rx, self._text, _ = q._new_rx(0)
+        self._c, self._text = call_state(q)
 
     def send(
         self, message: bytes, type: int = 1, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None
     ) -> None:
-        _c_send(self._id, type, message, len(message), 0)  # one blocking msgsnd
+        _c_send(self._c, type, message, len(message))  # one msgsnd(IPC_NOWAIT): the queue never fills here
 
     def receive(
         self,
@@ -41,7 +51,7 @@ class SignatureFloor:
         timeout: Optional[float] = None,
         truncate: bool = False,
     ) -> bytes:
-        data: bytes = _unpack(self._text, _c_rx(self._rx))
+        data: bytes = self._text[0 : _c_rx(self._c)]
         return data
 
     def receive_into(
@@ -56,9 +66,9 @@ class SignatureFloor:
     ) -> Tuple[int, int]:
         # The caller's buffer must be borrowed (and given back) for C to write into it.
         dest = _from_buffer(_CHARS, buffer, True)
-        n = _c_rx_into(self._rx, dest, len(buffer), 0)
+        n = _c_rx_into(self._c, dest, len(buffer), 0)
         _release(dest)
-        return n, self._rx.mtype
+        return n, self._c.mtype
 
 
 class BatchFloor:
@@ -70,17 +80,38 @@ class BatchFloor:
     call. No checks, no pool, no error handling.
     """
 
-    __slots__ = ("_id", "_batch", "_view", "_fmt", "_keep")
+    __slots__ = ("_c", "_view", "_fmt", "_keep")
 
     def __init__(self, q: sysvmq.SysVMQ, count: int) -> None:
-        self._id = q.id
-        self._batch, self._view, self._fmt, _, self._keep = q._new_batch(count)
+        self._c, _ = call_state(q)
+        room = max(q.buffer_size, min(count * q.buffer_size, 1 << 20))
+        out = ffi.new("char[]", HEADROOM + room)
+        texts = out + HEADROOM
+        self._fmt = fmt = ffi.new("char[]", count * lib.SYSVMQ_FMT_ITEM + 1)
+        sizes, types = ffi.new("size_t[]", count), ffi.new("long[]", count)
+        self._c.dest, self._c.size, self._c.sizes, self._c.types, self._c.fmt = texts, room, sizes, types, fmt
+        self._view = ffi.buffer(texts, room)
+        self._keep = (out, sizes, types)
 
     def send_many(self, messages: List[bytes]) -> None:
         lens = _from_buffer(_SIZES, array.array(_SIZE_T, map(len, messages)))
-        _c_send_many(self._id, 1, b"".join(messages), lens, len(messages), 0, 0)
+        _c_send_many(self._c, 1, b"".join(messages), lens, len(messages), 0)
 
     def receive_many(self, count: int) -> Tuple[bytes, ...]:
-        _c_receive_many(self._batch, 0, 0, count)
+        _c_receive_many(self._c, 0, 0, count)
         texts: Tuple[bytes, ...] = _unpack_from(_string(self._fmt), self._view)
         return texts
+
+
+def cffi_floor_loop(q: sysvmq.SysVMQ, message: bytes, loop: int) -> Any:
+    """Not an API: the two C helpers send() and receive() end in, called bare in a loop."""
+    c, text = call_state(q)
+    size = len(message)
+
+    def run() -> None:
+        send, receive = _c_send, _c_rx
+        for _ in range(loop):
+            send(c, 1, message, size)
+            text[0 : receive(c)]
+
+    return run

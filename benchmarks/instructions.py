@@ -1,6 +1,6 @@
 """Instructions per message, counted by valgrind's callgrind: a profile that noise cannot move.
 
-    python benchmarks/instructions.py [size]
+    python benchmarks/instructions.py [size [row ...]]
 
 Timings on a shared machine wander by 10%; instruction counts of the same
 binary and inputs do not. Each row is the round-trip benchmark of the same
@@ -66,10 +66,9 @@ def _count(name: str, calls: int, size: int) -> Optional[int]:
 
 def main(argv: List[str]) -> int:
     size = int(argv[0]) if argv else 16
+    rows = argv[1:] or [name for name in ROUND_TRIP_ROWS if name not in _C_ROWS]
     print(f"{sys.implementation.name} {sys.version.split()[0]}, {size}-byte messages: instructions per message")
-    for name in ROUND_TRIP_ROWS:
-        if name in _C_ROWS:
-            continue
+    for name in rows:
         low, high = (_count(name, calls, size) for calls in _CALLS)
         messages = (_CALLS[1] - _CALLS[0]) * messages_per_call(name, size)
         figure = f"{(high - low) / messages:,.0f}" if low is not None and high is not None else "failed"

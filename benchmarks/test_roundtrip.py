@@ -8,11 +8,10 @@ taken minutes apart on the same machine.
 from typing import Any, Callable, List
 
 import pytest
-from floors import BatchFloor, SignatureFloor
+from floors import BatchFloor, SignatureFloor, cffi_floor_loop
 from shapes import LOOP, batch_size, messages_per_call
 
 import sysvmq
-from sysvmq import _queue
 
 SIZES = [16, 256, 4096, 8192]
 
@@ -92,18 +91,8 @@ def _batch_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[
 
 
 def _cffi_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
-    # Not an API: the two C helpers send() and receive() end in, called bare in
-    # a loop. What sysvmq adds in Python is the difference from this row.
-    message, qid = b"x" * size, q.id
-    rx, text, _ = q._new_rx(0)
-
-    def run() -> None:
-        send, receive, unpack, nowait = _queue._c_send, _queue._c_rx, _queue._unpack, sysvmq.IPC_NOWAIT
-        for _ in range(LOOP):
-            send(qid, 1, message, size, nowait)
-            unpack(text, receive(rx))
-
-    return run
+    # What sysvmq adds in Python is the difference from this row.
+    return cffi_floor_loop(q, b"x" * size, LOOP)  # type: ignore[no-any-return]
 
 
 def _signature_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:

@@ -21,7 +21,7 @@ from ._errors import (
     SysVMQError,
     UnsupportedOperation,
 )
-from ._queue import (
+from ._ffi import (
     HAS_IPC_INFO,
     HAS_MSG_COPY,
     HAS_MSG_EXCEPT,
@@ -36,12 +36,9 @@ from ._queue import (
     IPC_SET,
     IPC_STAT,
     MSG_NOERROR,
-    SysVMQ,
-    ftok,
-    limits,
-    queues,
-    usage,
 )
+from ._kernel import ftok, limits, queues, usage
+from ._queue import SysVMQ
 from ._stats import Limits, Message, QueueStats, Usage
 
 __version__ = "0.1.0"
@@ -84,6 +81,6 @@ __all__ = [
 
 # Linux's extra msgctl commands and msgrcv flags exist only there (HAS_* say so at run time).
 if sys.platform == "linux":
-    from ._queue import IPC_INFO, MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY
+    from ._ffi import IPC_INFO, MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY
 
     __all__ += ["IPC_INFO", "MSG_INFO", "MSG_STAT", "MSG_STAT_ANY", "MSG_EXCEPT", "MSG_COPY"]

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from . import __version__, _bench, _demo
 from ._errors import QueueEmpty, QueueExists, QueueFull, QueueNotFound, QueuePermissionError, QueueRemoved
-from ._queue import SysVMQ, ftok, limits, queues, usage
+from ._kernel import ftok, limits, queues, usage
+from ._queue import SysVMQ
 from ._stats import Message, QueueStats
 
 EXIT_OTHER, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PERMISSION, EXIT_EMPTY_OR_FULL, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130

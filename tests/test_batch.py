@@ -99,12 +99,15 @@ def test_send_many_blocks_until_all_fit(queue: SysVMQ) -> None:
     assert got == [i.to_bytes(2, "big") * 256 for i in range(total)]
 
 
-def test_send_many_message_above_max_size_carries_the_count(queue: SysVMQ) -> None:
+@pytest.mark.parametrize("wait", [{"block": False}, {"timeout": 0}, {"timeout": 5}, {}])
+def test_send_many_message_above_max_size_sends_nothing_in_every_mode(queue: SysVMQ, wait: dict) -> None:  # type: ignore[type-arg]
     queue.update(max_size=100)
-    with pytest.raises(sysvmq.MessageTooLarge, match=r"max_size \(100\)") as info:
-        queue.send_many([b"a" * 50, b"b" * 50, b"c" * 101], timeout=5)
-    assert info.value.count == 2
-    assert [m.data for m in drain(queue)] == [b"a" * 50, b"b" * 50]
+    with pytest.raises(
+        sysvmq.MessageTooLarge, match=r"messages\[2\] of 101 bytes exceeds the queue's max_size \(100\)"
+    ) as info:
+        queue.send_many([b"a" * 50, b"b" * 50, b"c" * 101], **wait)
+    assert info.value.count == 0
+    assert queue.stats().count == 0
 
 
 def test_send_many_interrupted_by_a_raising_handler_carries_the_count(queue: SysVMQ) -> None:
@@ -212,7 +215,7 @@ def test_receive_many_beyond_one_crossing(queue: SysVMQ) -> None:
 
 def test_receive_many_goes_on_when_room_runs_out(queue: SysVMQ, monkeypatch: pytest.MonkeyPatch) -> None:
     # With room for one buffer_size message per crossing, each crossing takes one.
-    monkeypatch.setattr(sysvmq._queue, "_BATCH_BYTES", 1)
+    monkeypatch.setattr(sysvmq._calls, "BATCH_BYTES", 1)
     messages = [bytes([i]) * 100 for i in range(50)]
     queue.send_many(messages)
     assert queue.receive_many(60) == messages

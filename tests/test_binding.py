@@ -34,9 +34,9 @@ def test_all_names_exist() -> None:
         assert hasattr(sysvmq, name), name
 
 
-def test_only_the_queue_module_imports_the_compiled_binding() -> None:
+def test_only_the_ffi_module_imports_the_compiled_binding() -> None:
     importers = sorted(p.name for p in PACKAGE.glob("*.py") if "_sysvmq_cffi" in p.read_text())
-    assert importers == ["_queue.py"]
+    assert importers == ["_ffi.py"]
 
 
 def test_typed_package() -> None:

@@ -1,0 +1,268 @@
+"""Argument checks: a clear TypeError or ValueError naming the argument and the limit, before any system call.
+
+The hot paths of ``_queue`` test the common cases inline (an exact int, a
+bytes message) and call these for everything else, so that whatever the
+fast path lets through is checked, and worded, here.
+"""
+
+import array
+import collections.abc
+import math
+import numbers
+import operator
+import platform
+from typing import Any, Optional, Sequence, Tuple
+
+from ._ffi import (
+    HAS_MSG_COPY,
+    ID_MAX,
+    INT_MAX,
+    IPC_CREAT,
+    IPC_EXCL,
+    IPC_NOWAIT,
+    KEY_BITS,
+    KEY_MASK,
+    LONG_MAX,
+    LONG_MIN,
+    MSG_COPY,
+    MSG_EXCEPT,
+    MSG_NOERROR,
+    ffi,
+)
+
+__all__ = [
+    "PERMS",
+    "SEND_FLAGS",
+    "RECEIVE_FLAGS",
+    "SIZE_T",
+    "int_arg",
+    "key_arg",
+    "c_key",
+    "msgget_flags_arg",
+    "mode_arg",
+    "buffer_size_arg",
+    "msqid_arg",
+    "send_type_arg",
+    "receive_type_arg",
+    "flags_arg",
+    "timeout_arg",
+    "max_count_arg",
+    "index_arg",
+    "proj_id_arg",
+    "max_size_arg",
+    "owner_arg",
+    "messages_arg",
+    "borrow",
+    "message_arg",
+    "pack",
+    "release",
+]
+
+PERMS = 0o777
+SEND_FLAGS = IPC_NOWAIT
+RECEIVE_FLAGS = IPC_NOWAIT | MSG_NOERROR | MSG_EXCEPT
+# The kernel passes msg_qbytes to IPC_SET through an int (ipc/msg.c,
+# msgctl_down): a larger max_size would be kept as its low bits, 2**32 as 0.
+MAX_SIZE_MAX = INT_MAX
+# send_many's lengths go to C as an array of size_t, built by array.array in one pass.
+SIZE_T = next(code for code in "LQI" if array.array(code).itemsize == ffi.sizeof("size_t"))
+# CPython's from_buffer refuses a strided or read-only view itself; PyPy's must be told.
+_CHECK_VIEWS = platform.python_implementation() != "CPython"
+_CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would parse the string on every call
+_from_buffer = ffi.from_buffer
+_release_buffer = ffi.release
+_unpack = ffi.unpack
+
+
+def int_arg(name: str, value: object) -> int:
+    """An int, or anything with ``__index__`` but bool."""
+    if value.__class__ is int:
+        return value
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    index: int = operator.index(value)  # type: ignore[arg-type]
+    return index
+
+
+def key_arg(key: object) -> int:
+    """The key as the unsigned number ``ipcs`` shows."""
+    k = int_arg("key", key)
+    if not -(KEY_MASK >> 1) - 1 <= k <= KEY_MASK:
+        raise ValueError(
+            f"key {k} is out of range: a key is {KEY_BITS} bits, "
+            f"0..{KEY_MASK:#x} or the negative int with the same bits"
+        )
+    return k & KEY_MASK
+
+
+def c_key(ukey: int) -> int:
+    """The unsigned key as the signed key_t C wants."""
+    return ukey - (1 << KEY_BITS) if ukey >> (KEY_BITS - 1) else ukey
+
+
+def msgget_flags_arg(flags: object) -> int:
+    f = int_arg("flags", flags)
+    allowed = IPC_CREAT | IPC_EXCL | PERMS
+    if f & ~allowed or f < 0:
+        raise ValueError(
+            f"unknown flag bits {f & ~allowed:#o} for msgget; "
+            "allowed: IPC_CREAT, IPC_EXCL and the permission bits 0o777"
+        )
+    return f
+
+
+def mode_arg(mode: object) -> int:
+    m = int_arg("mode", mode)
+    if not 0 <= m <= PERMS:
+        raise ValueError(f"mode {m:#o} is out of range: permission bits are 0..0o777")
+    return m
+
+
+def buffer_size_arg(buffer_size: object, msgmax: int) -> int:
+    """The longest message a handle receives: ``msgmax`` unless given, and never more."""
+    if buffer_size is None:
+        return msgmax
+    size = int_arg("buffer_size", buffer_size)
+    if size < 0:
+        raise ValueError(f"buffer_size must not be negative, not {size}")
+    if size > msgmax:
+        raise ValueError(
+            f"buffer_size {size} exceeds kernel.msgmax ({msgmax}): no message can be longer; raise the sysctl first"
+        )
+    return size
+
+
+def msqid_arg(msqid: object) -> int:
+    qid = int_arg("msqid", msqid)
+    if not 0 <= qid <= INT_MAX:
+        raise ValueError(f"msqid must be 0..{INT_MAX}, not {qid}")
+    return qid
+
+
+def send_type_arg(mtype: object) -> int:
+    t = int_arg("type", mtype)
+    if not 0 < t <= LONG_MAX:
+        raise ValueError(f"type must be 1..{LONG_MAX} (a positive C long) to send, not {t}")
+    return t
+
+
+def receive_type_arg(mtype: object) -> int:
+    t = int_arg("type", mtype)
+    if not LONG_MIN <= t <= LONG_MAX:
+        raise ValueError(f"type must fit a C long ({LONG_MIN}..{LONG_MAX}), not {t}")
+    return t
+
+
+def flags_arg(flags: object, allowed: int, call: str) -> int:
+    f = int_arg("flags", flags)
+    if f & ~allowed or f < 0:
+        if call == "receive" and f & MSG_COPY and HAS_MSG_COPY:
+            raise ValueError("MSG_COPY is not a receive flag: use peek() to copy a message")
+        raise ValueError(f"unknown flag bits {f & ~allowed:#o} for {call}(); allowed: {allowed:#o}")
+    return f
+
+
+def timeout_arg(timeout: object, nowait: bool) -> Optional[float]:
+    """Seconds to wait, or None to block without a deadline."""
+    if timeout is None:
+        return None
+    if nowait:
+        raise ValueError("timeout cannot be combined with block=False or IPC_NOWAIT")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
+    return None if math.isinf(seconds) else seconds
+
+
+def max_count_arg(max_count: object) -> int:
+    count = int_arg("max_count", max_count)
+    if count < 1:
+        raise ValueError(f"max_count must be at least 1, not {count}")
+    return count
+
+
+def index_arg(index: object) -> int:
+    i = int_arg("index", index)
+    if not 0 <= i <= LONG_MAX:
+        raise ValueError(f"index must be 0..{LONG_MAX}, not {i}")
+    return i
+
+
+def proj_id_arg(proj_id: object) -> int:
+    p = int_arg("proj_id", proj_id)
+    if not 1 <= p <= 255:
+        raise ValueError(f"proj_id must be 1..255 (ftok uses its low 8 bits), not {p}")
+    return p
+
+
+def max_size_arg(max_size: object) -> int:
+    size = int_arg("max_size", max_size)
+    if not 1 <= size <= MAX_SIZE_MAX:
+        raise ValueError(
+            f"max_size must be 1..{MAX_SIZE_MAX} bytes (a queue of 0 holds nothing, and the kernel keeps "
+            f"no more than an int), not {size}"
+        )
+    return size
+
+
+def owner_arg(name: str, value: object) -> int:
+    v = int_arg(name, value)
+    if not 0 <= v <= ID_MAX:
+        raise ValueError(f"{name} must be 0..{ID_MAX}, not {v}")
+    return v
+
+
+def messages_arg(messages: object) -> None:
+    """TypeError unless ``messages`` is a sequence that still holds what was not sent."""
+    if isinstance(messages, (str, bytes, bytearray, memoryview)) or not isinstance(messages, collections.abc.Sequence):
+        raise TypeError(f"messages must be a sequence (list or tuple) of messages, not {messages.__class__.__name__}")
+
+
+def borrow(obj: object, name: str, writable: bool) -> Any:
+    """A cdata over obj's memory, no copy; TypeError unless it is a C-contiguous (writable) buffer."""
+    what = "a writable bytes-like object" if writable else "bytes, a bytes-like object or str"
+    try:
+        if _CHECK_VIEWS:
+            with memoryview(obj) as view:  # type: ignore[arg-type]
+                if not view.c_contiguous or (writable and view.readonly):
+                    raise BufferError
+        return _from_buffer(_CHARS, obj, writable)
+    except TypeError:
+        raise TypeError(f"{name} must be {what}, not {type(obj).__name__}") from None
+    except BufferError:
+        with memoryview(obj) as view:  # type: ignore[arg-type]
+            kind = "read-only" if writable and view.readonly else "strided (not C-contiguous)"
+        raise TypeError(f"{name} must be {what}, not a {kind} {type(obj).__name__}") from None
+
+
+def message_arg(message: object, name: str = "message") -> Any:
+    """bytes stay as they are; str becomes UTF-8; other buffers are borrowed, not copied."""
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    if isinstance(message, bytes):
+        return message
+    return borrow(message, name, writable=False)
+
+
+def pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
+    """The messages end to end in one bytes, and each one's length; TypeError names a bad one.
+
+    send_many tries b"".join and len() first: when the lengths add up to the
+    joined size, every message was bytes-like with one-byte items (len()
+    counts items, so array('i') would differ) and this is not called.
+    """
+    texts = []
+    for i, m in enumerate(messages):
+        data = message_arg(m, f"messages[{i}]")
+        texts.append(data if isinstance(data, bytes) else _unpack(data, len(data)))
+        release(data)
+    return b"".join(texts), array.array(SIZE_T, map(len, texts))
+
+
+def release(data: Any) -> None:
+    # A borrowed buffer pins its object (a bytearray cannot resize) until
+    # released; on PyPy the garbage collector would release it much later.
+    if not isinstance(data, bytes):
+        _release_buffer(data)

@@ -1,0 +1,120 @@
+"""The C state of calls in progress (struct sysvmq_call), and a handle's pools of them.
+
+A call takes a state from its handle's pool and puts it back when done, so
+threads never share one and no lock is held: deque pop and append are atomic.
+The state is where C records what a call did before it returns (messages
+sent, the length of the text taken), so that it survives a signal handler
+that raises and costs Python the return value.
+"""
+
+from collections import deque
+from typing import Deque
+
+from ._ffi import HEADROOM, ffi, lib, new
+
+__all__ = ["Call", "Batch", "Pool", "POOL_ROOM", "BATCH_COUNT", "BATCH_BYTES"]
+
+# A state with more room than this, made for one receive_into of a big buffer,
+# is freed after that call instead of kept in the pool for the handle's life.
+POOL_ROOM = 1 << 16
+BATCH_COUNT = 256  # messages one receive_many crossing takes at most
+BATCH_BYTES = 1 << 20  # room for texts in one crossing, at most (and at least one message)
+
+_LONG = ffi.sizeof("long")
+_reset = lib.sysvmq_reset
+
+
+class Call:
+    """One call's state: the struct, its text as a buffer, its type as a view.
+
+    Attributes:
+        c: the ``struct sysvmq_call *``.
+        text: ``c.mtext`` as a cffi buffer of ``room`` bytes; slicing it makes bytes.
+        mtype: ``c.mtype`` as a one-item memoryview of C long (cheaper to read than the field).
+        room: bytes in the msgbuf: the longest text it sends or takes.
+    """
+
+    __slots__ = ("c", "text", "mtype", "room")
+
+    def __init__(self, msqid: int, maxlen: int, room: int) -> None:
+        room = max(room, maxlen, 1)
+        # ffi.new clears the memory: the state starts with nothing done.
+        init = {"msqid": msqid, "maxlen": maxlen, "len": -1, "room": room, "mtext": room}
+        self.c = c = ffi.new("struct sysvmq_call *", init)
+        self.text = ffi.buffer(c.mtext, room)
+        self.mtype = memoryview(ffi.buffer(ffi.addressof(c[0], "mtype"), _LONG)).cast("l")
+        self.room = room
+
+    def grow(self, room: int) -> None:
+        """Room for ``room`` bytes: a new struct in place of this one, with nothing done."""
+        self.__init__(self.c.msqid, self.c.maxlen, room)  # type: ignore[misc]
+
+
+class Batch:
+    """receive_many's state: a call whose texts go end to end into one area.
+
+    Attributes:
+        call: the ``Call``; its ``c.dest`` is the texts area, ``c.sizes`` and
+            ``c.types`` each message's length and type, ``c.fmt`` a struct
+            format that cuts the texts apart.
+        view: the texts area as a buffer.
+        fmt: the format's buffer, for ``ffi.string``.
+        capacity: the most messages one crossing takes.
+    """
+
+    __slots__ = ("call", "view", "fmt", "capacity", "_keep")
+
+    def __init__(self, msqid: int, maxlen: int, capacity: int) -> None:
+        self.call = call = Call(msqid, maxlen, 0)
+        room = max(maxlen, min(capacity * maxlen, BATCH_BYTES), 1)
+        out = new("char[]", HEADROOM + room)
+        texts = out + HEADROOM  # msgrcv puts each type just before its text
+        self.fmt = fmt = new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
+        sizes = new("size_t[]", capacity)
+        types = new("long[]", capacity)
+        c = call.c
+        c.dest, c.size, c.sizes, c.types, c.fmt = texts, room, sizes, types, fmt
+        self.view = ffi.buffer(texts, room)
+        self.capacity = capacity
+        self._keep = (out, sizes, types)  # the C memory c points to lives as long as this
+
+
+class Pool:
+    """A handle's idle states: ``calls`` for single calls and send_many, ``batches`` for receive_many."""
+
+    __slots__ = ("msqid", "maxlen", "calls", "batches")
+
+    def __init__(self, msqid: int, maxlen: int) -> None:
+        self.msqid = msqid
+        self.maxlen = maxlen
+        self.calls: Deque[Call] = deque()
+        self.batches: Deque[Batch] = deque()
+
+    def call(self, room: int = 0) -> Call:
+        """An idle call with room for ``room`` bytes (and for the handle's buffer_size), nothing done yet."""
+        try:
+            call = self.calls.pop()
+        except IndexError:
+            return Call(self.msqid, self.maxlen, room)
+        if call.room < room:
+            self.calls.append(call)
+            return Call(self.msqid, self.maxlen, room)
+        _reset(call.c)
+        return call
+
+    def give_back(self, call: Call) -> None:
+        """Return a call to the pool, unless it is too big to keep (receive_into of a huge buffer)."""
+        if call.room <= POOL_ROOM or call.room <= self.maxlen:
+            self.calls.append(call)
+        else:
+            ffi.release(call.c)
+
+    def batch(self, capacity: int) -> Batch:
+        try:
+            b = self.batches.pop()
+        except IndexError:
+            return Batch(self.msqid, self.maxlen, capacity)
+        return b if b.capacity >= capacity else Batch(self.msqid, self.maxlen, capacity)
+
+    def __getstate__(self) -> None:  # never pickled with a handle: made anew
+        raise TypeError("a pool of C states cannot be pickled")

@@ -1,0 +1,368 @@
+/* The C helpers behind sysvmq (declared in _helpers.h; see there). */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#  define _GNU_SOURCE /* struct msginfo, MSG_EXCEPT, MSG_COPY, MSG_STAT_ANY in glibc's <sys/msg.h> */
+#endif
+
+#include "_helpers.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* msgsnd(2) reads, and msgrcv(2) fills, a long and the text right behind it. */
+typedef char sysvmq_call_holds_a_msgbuf[
+    offsetof(struct sysvmq_call, mtext) == offsetof(struct sysvmq_call, mtype) + sizeof(long) ? 1 : -1];
+
+/* x32 runs 64-bit syscalls with a 32-bit long: msgsnd would read a type of the
+   wrong width. No other ABI in use has this mismatch. */
+#if defined(__x86_64__) && defined(__ILP32__)
+#  error "sysvmq/_helpers.c: x32 is not supported (the kernel's msgbuf type is 64 bits, C long is 32)"
+#endif
+
+/* receive_many puts each text straight into its place, its type landing on
+   the bytes before it; machines that fault on a misaligned long copy instead. */
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+#  define SYSVMQ_ANY_ALIGNMENT 1
+#else
+#  define SYSVMQ_ANY_ALIGNMENT 0
+#endif
+
+static int fail(struct sysvmq_call *c)
+{
+    c->err = errno;
+    return -1;
+}
+
+/* msgsnd the texts from c->done on, until all are queued (0) or one fails (-1).
+   Each is copied behind c->mtype first: Python sees that room covers them. */
+static int send_rest(struct sysvmq_call *c, int flags)
+{
+    const char *at = c->data + c->used;
+    size_t n;
+
+    while (c->done < c->count) {
+        n = c->lens[c->done];
+        if (at != c->mtext)
+            memcpy(c->mtext, at, n);
+        if (msgsnd(c->msqid, &c->mtype, n, flags) < 0)
+            return fail(c);
+        at += n;
+        c->used += n;
+        c->done++;
+    }
+    c->err = 0;
+    return 0;
+}
+
+/* One msgrcv into c->mtext (copied on into c->dest if there is one). */
+static ssize_t receive_one(struct sysvmq_call *c, int flags)
+{
+    ssize_t n = msgrcv(c->msqid, &c->mtype, c->size, c->type, c->flags | flags);
+
+    c->len = n;
+    if (n < 0)
+        return fail(c);
+    if (c->dest != NULL)
+        memcpy(c->dest, c->mtext, (size_t)n);
+    c->done = 1;
+    c->err = 0;
+    return n;
+}
+
+/* Append "<n>s" to a struct format. */
+static char *put_item(char *fmt, size_t n)
+{
+    char digits[SYSVMQ_FMT_ITEM];
+    int d = 0;
+
+    do {
+        digits[d++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    while (d)
+        *fmt++ = digits[--d];
+    *fmt++ = 's';
+    return fmt;
+}
+
+/* Up to c->count messages into the texts area: the first with flags, the rest
+   with IPC_NOWAIT, so that it never waits once it holds one. It stops at the
+   first failure, or with err 0 when dest lacks room for another message of
+   maxlen bytes. Returns how many it took, or -1 if it took none. */
+static ssize_t receive_batch(struct sysvmq_call *c, int flags)
+{
+    char *fmt = c->fmt, *at;
+    long saved;
+    ssize_t n;
+    int f;
+
+    c->err = 0;
+    while (c->done < c->count && c->used + c->maxlen <= c->size) {
+        f = c->flags | (c->done ? flags | IPC_NOWAIT : flags);
+        at = c->dest + c->used - SYSVMQ_HEADROOM;
+        if (SYSVMQ_ANY_ALIGNMENT || (uintptr_t)at % sizeof(long) == 0) {
+            /* The type lands on the headroom or on the end of the previous
+               text, which is put back afterwards. */
+            memcpy(&saved, at, sizeof saved);
+            n = msgrcv(c->msqid, at, c->maxlen, c->type, f);
+            memcpy(&c->types[c->done], at, sizeof(long));
+            memcpy(at, &saved, sizeof saved);
+        } else {
+            n = msgrcv(c->msqid, &c->mtype, c->maxlen, c->type, f);
+            if (n >= 0) {
+                memcpy(c->dest + c->used, c->mtext, (size_t)n);
+                c->types[c->done] = c->mtype;
+            }
+        }
+        if (n < 0) {
+            c->err = errno;
+            break;
+        }
+        c->sizes[c->done] = (size_t)n;
+        c->used += (size_t)n;
+        c->done++;
+        if (c->fmt != NULL)
+            fmt = put_item(fmt, (size_t)n);
+    }
+    if (c->fmt != NULL)
+        *fmt = '\0';
+    return c->done ? (ssize_t)c->done : -1;
+}
+
+/* What this thread's last sends did, by ticket. A signal handler that raises
+   as msgsnd returns costs Python the return value, and it may send again
+   before it raises: each outcome survives SYSVMQ_TICKETS - 1 later sends. */
+#define SYSVMQ_TICKETS 64
+static _Thread_local struct sysvmq_outcome {
+    long long ticket;
+    int err;
+} outcomes[SYSVMQ_TICKETS];
+
+/* Messages up to this size are assembled on the stack: no malloc per send. */
+#define SYSVMQ_STACK_TEXT 8192
+
+int sysvmq_send1(int msqid, long type, const char *data, size_t len, long long ticket)
+{
+    union {
+        long mtype;
+        char raw[sizeof(long) + SYSVMQ_STACK_TEXT];
+    } local;
+    char *buf = local.raw;
+    struct sysvmq_outcome *slot;
+    int rc, err;
+
+    if (len > SYSVMQ_STACK_TEXT) {
+        buf = malloc(sizeof(long) + len);
+        if (buf == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    memcpy(buf, &type, sizeof type);
+    memcpy(buf + sizeof(long), data, len);
+    rc = msgsnd(msqid, buf, len, IPC_NOWAIT);
+    err = rc < 0 ? errno : 0;
+    if (buf != local.raw)
+        free(buf);
+    slot = &outcomes[(unsigned long long)ticket % SYSVMQ_TICKETS];
+    slot->ticket = ticket;
+    slot->err = err;
+    errno = err;
+    return rc;
+}
+
+int sysvmq_sent(long long ticket)
+{
+    struct sysvmq_outcome *slot = &outcomes[(unsigned long long)ticket % SYSVMQ_TICKETS];
+
+    return slot->ticket == ticket ? slot->err : -1;
+}
+
+int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len)
+{
+    c->op = SYSVMQ_SEND;
+    c->mtype = type;
+    /* The text is copied once, and tried again from there: Python's pointer
+       is good only for this crossing (PyPy pins a bytes argument for one call). */
+    memcpy(c->mtext, data, len);
+    c->data = c->mtext;
+    c->one = len;
+    c->lens = &c->one;
+    c->count = 1;
+    c->done = 0;
+    c->used = 0;
+    return send_rest(c, IPC_NOWAIT);
+}
+
+size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                        size_t count, int flags)
+{
+    c->op = SYSVMQ_SEND;
+    c->mtype = type;
+    c->data = data;
+    c->lens = lens;
+    c->count = count;
+    c->done = 0;
+    c->used = 0;
+    send_rest(c, flags);
+    return c->done;
+}
+
+/* The sum of count lengths: send_many's check that they add up to its text. */
+size_t sysvmq_total(const size_t *lens, size_t count)
+{
+    size_t i, total = 0;
+
+    for (i = 0; i < count; i++)
+        total += lens[i];
+    return total;
+}
+
+/* The hot path: one message of any type, waiting for it. */
+ssize_t sysvmq_rx(struct sysvmq_call *c)
+{
+    c->op = SYSVMQ_RECEIVE;
+    c->type = 0;
+    c->flags = 0;
+    c->dest = NULL;
+    c->size = c->maxlen;
+    return receive_one(c, 0);
+}
+
+/* The same, of a chosen type. */
+ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type)
+{
+    c->op = SYSVMQ_RECEIVE;
+    c->type = type;
+    c->flags = 0;
+    c->dest = NULL;
+    c->size = c->maxlen;
+    return receive_one(c, 0);
+}
+
+/* The same, copied on into the caller's buffer of len bytes (c has room for len). */
+ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type)
+{
+    c->op = SYSVMQ_RECEIVE;
+    c->type = type;
+    c->flags = 0;
+    c->dest = dest;
+    c->size = len;
+    return receive_one(c, 0);
+}
+
+/* Any single receive: flags (IPC_NOWAIT for one try), size bytes at most, into dest if not NULL. */
+ssize_t sysvmq_receive(struct sysvmq_call *c, long type, int flags, char *dest, size_t size)
+{
+    c->op = SYSVMQ_RECEIVE;
+    c->type = type;
+    c->flags = flags & ~IPC_NOWAIT;
+    c->dest = dest;
+    c->size = size;
+    return receive_one(c, flags & IPC_NOWAIT);
+}
+
+ssize_t sysvmq_receive_many(struct sysvmq_call *c, long type, int flags, size_t max_count)
+{
+    c->op = SYSVMQ_RECEIVE_MANY;
+    c->type = type;
+    c->flags = flags & ~IPC_NOWAIT;
+    c->count = max_count;
+    c->done = 0;
+    c->used = 0;
+    return receive_batch(c, flags & IPC_NOWAIT);
+}
+
+ssize_t sysvmq_again(struct sysvmq_call *c, int nowait)
+{
+    int flags = nowait ? IPC_NOWAIT : 0;
+
+    switch (c->op) {
+    case SYSVMQ_SEND:
+        return send_rest(c, flags) == 0 ? (ssize_t)c->done : -1;
+    case SYSVMQ_RECEIVE:
+        return receive_one(c, flags);
+    case SYSVMQ_RECEIVE_MANY:
+        return receive_batch(c, flags);
+    default:
+        c->err = EINVAL;
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+void sysvmq_reset(struct sysvmq_call *c)
+{
+    c->done = 0;
+    c->used = 0;
+    c->len = -1;
+    c->err = 0;
+}
+
+/* The key's field: __key in glibc and musl, _key on macOS and NetBSD, key on the other BSDs. */
+long long sysvmq_key(const struct msqid_ds *ds)
+{
+#if defined(__linux__)
+    return (long long)ds->msg_perm.__key;
+#elif defined(__APPLE__) || defined(__NetBSD__)
+    return (long long)ds->msg_perm._key;
+#elif defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+    return (long long)ds->msg_perm.key;
+#else
+#  error "sysvmq_key: which field of struct ipc_perm holds the key on this platform?"
+#endif
+}
+
+/* Bytes queued now: __msg_cbytes on Linux, _msg_cbytes on NetBSD, msg_cbytes on macOS and the other BSDs. */
+unsigned long sysvmq_cbytes(const struct msqid_ds *ds)
+{
+#if defined(__linux__)
+    return (unsigned long)ds->__msg_cbytes;
+#elif defined(__NetBSD__)
+    return (unsigned long)ds->_msg_cbytes;
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+    return (unsigned long)ds->msg_cbytes;
+#else
+#  error "sysvmq_cbytes: which field of struct msqid_ds counts the bytes queued on this platform?"
+#endif
+}
+
+/* msgctl(IPC_INFO or MSG_INFO): the limits, or the system-wide usage. */
+int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out)
+{
+#if SYSVMQ_LINUX
+    struct msginfo info;
+    int rc = msgctl(0, cmd, (struct msqid_ds *)(void *)&info);
+
+    if (rc < 0)
+        return rc;
+    out->msgpool = info.msgpool;
+    out->msgmap = info.msgmap;
+    out->msgmax = info.msgmax;
+    out->msgmnb = info.msgmnb;
+    out->msgmni = info.msgmni;
+    out->msgssz = info.msgssz;
+    out->msgtql = info.msgtql;
+    out->msgseg = info.msgseg;
+    return rc;
+#else
+    (void)cmd;
+    (void)out;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* ftok(3) returns -1 both on failure and for one valid key: tell them apart. */
+int sysvmq_ftok(const char *path, int proj_id, long long *key)
+{
+    key_t k;
+
+    errno = 0;
+    k = ftok(path, proj_id);
+    if (k == (key_t)-1 && errno != 0)
+        return -1;
+    *key = (long long)k;
+    return 0;
+}

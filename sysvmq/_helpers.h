@@ -1,0 +1,165 @@
+/* The C helpers behind sysvmq: one msgsnd and one msgrcv loop for every call,
+ * with each call's progress recorded in memory the caller owns.
+ *
+ * build_ffi.py hands cffi the declarations between the "cdef" markers below
+ * (plain C, no preprocessor), and compiles _helpers.c beside the binding.
+ * Everything a platform changes is settled here or in _helpers.c, so that
+ * Python sees one interface and asks the HAS_* flags.
+ */
+#ifndef SYSVMQ_HELPERS_H
+#define SYSVMQ_HELPERS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+
+#if defined(__linux__)
+/* Linux's extra msgctl commands and msgrcv flags are kernel ABI: a libc
+   that lacks a name still talks to a kernel that has the number. */
+#  define SYSVMQ_LINUX 1
+#  ifndef IPC_INFO
+#    define IPC_INFO 3
+#  endif
+#  ifndef MSG_STAT
+#    define MSG_STAT 11
+#  endif
+#  ifndef MSG_INFO
+#    define MSG_INFO 12
+#  endif
+#  ifndef MSG_STAT_ANY
+#    define MSG_STAT_ANY 13
+#  endif
+#  ifndef MSG_EXCEPT
+#    define MSG_EXCEPT 020000
+#  endif
+#  ifndef MSG_COPY
+#    define MSG_COPY 040000
+#  endif
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) \
+    || defined(__DragonFly__)
+/* Not there: 0, so that the cdef compiles, and HAS_* says so. */
+#  define SYSVMQ_LINUX 0
+#  undef IPC_INFO
+#  undef MSG_INFO
+#  undef MSG_STAT
+#  undef MSG_STAT_ANY
+#  undef MSG_EXCEPT
+#  undef MSG_COPY
+#  define IPC_INFO 0
+#  define MSG_INFO 0
+#  define MSG_STAT 0
+#  define MSG_STAT_ANY 0
+#  define MSG_EXCEPT 0
+#  define MSG_COPY 0
+#else
+#  error "sysvmq/_helpers.h: unknown platform; add it to the list (and to the key and byte-count helpers in _helpers.c)"
+#endif
+
+#define HAS_IPC_INFO SYSVMQ_LINUX
+#define HAS_MSG_INFO SYSVMQ_LINUX
+#define HAS_MSG_STAT SYSVMQ_LINUX
+#define HAS_MSG_STAT_ANY SYSVMQ_LINUX
+#define HAS_MSG_EXCEPT SYSVMQ_LINUX
+#define HAS_MSG_COPY SYSVMQ_LINUX
+
+/* What a call asked for, one of these. */
+#define SYSVMQ_SEND 1
+#define SYSVMQ_RECEIVE 2
+#define SYSVMQ_RECEIVE_MANY 3
+
+/* receive_many's format needs this many bytes a message, and one more. */
+#define SYSVMQ_FMT_ITEM 22 /* the digits of a size_t, "s" */
+
+/* receive_many's texts area has this much room before it, so that msgrcv(2)
+   can put each text in its place with the type in front of it. */
+#define SYSVMQ_HEADROOM sizeof(long)
+
+/* cdef: begin */
+
+/* One call's state. Python keeps a pool of them per handle (a call takes one,
+ * so threads never share one) and owns their memory.
+ *
+ * The first crossing of a call records what it asks for; sysvmq_again()
+ * repeats it, waiting as told, until it is done. Before every return the C
+ * side writes what it did (done, used, len, err), so that Python can read
+ * it even when a signal handler that raises has cost it the return value. */
+struct sysvmq_call {
+    /* What to do. */
+    int op;                 /* SYSVMQ_SEND, SYSVMQ_RECEIVE or SYSVMQ_RECEIVE_MANY */
+    int msqid;
+    int flags;              /* msgflg bits kept on every try: MSG_NOERROR, MSG_EXCEPT */
+    long type;              /* send: the type of every message; receive: the selector */
+    const char *data;       /* send: the texts, end to end (a single text: mtext); must stay
+                               valid until the call is done, which a bytes argument is only
+                               for one crossing on PyPy */
+    const size_t *lens;     /* send: each text's length */
+    size_t count;           /* send: how many texts; receive_many: the most to take */
+    char *dest;             /* receive: where the text goes besides mtext (or NULL);
+                               receive_many: the texts area, with SYSVMQ_HEADROOM before it */
+    size_t size;            /* receive: msgsz, the longest text taken whole;
+                               receive_many: the room in dest */
+    size_t maxlen;          /* the handle's buffer_size: receive_many's msgsz */
+    size_t *sizes;          /* receive_many: each text's length, filled in */
+    long *types;            /* receive_many: each message's type, filled in */
+    char *fmt;              /* receive_many: a struct module format that cuts the texts
+                               apart ("16s3s..."), filled in, or NULL */
+    size_t one;             /* a single send's length: lens points here */
+
+    /* What it did, written before every return. */
+    size_t done;            /* messages queued, or taken */
+    size_t used;            /* send: bytes of data queued; receive_many: bytes of dest filled */
+    ssize_t len;            /* a single receive: the text's length, or -1 */
+    int err;                /* errno of the try that failed, 0 after a success */
+
+    /* The msgbuf that msgsnd(2) reads and msgrcv(2) fills: the type, then room bytes. */
+    size_t room;
+    long mtype;
+    char mtext[];
+};
+
+/* The fields of Linux's struct msginfo, for IPC_INFO and MSG_INFO. */
+struct sysvmq_msginfo {
+    long msgpool;
+    long msgmap;
+    long msgmax;
+    long msgmnb;
+    long msgmni;
+    long msgssz;
+    long msgtql;
+    long msgseg;
+};
+
+/* A single send's first try (IPC_NOWAIT), with no call state: the msgbuf is
+   on the stack (malloc'd above 8 KiB), and the outcome is recorded by ticket
+   in this thread's own memory, for sysvmq_sent() to tell. */
+int sysvmq_send1(int msqid, long type, const char *data, size_t len, long long ticket);
+/* The outcome of this thread's send with that ticket: 0 queued, an errno if
+   it failed, -1 if no send with that ticket ran (or 63 others ran since). */
+int sysvmq_sent(long long ticket);
+
+/* The first crossing of each call: records the operation, tries it once. */
+int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len);
+size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                        size_t count, int flags);
+size_t sysvmq_total(const size_t *lens, size_t count);
+ssize_t sysvmq_rx(struct sysvmq_call *c);
+ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type);
+ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);
+ssize_t sysvmq_receive(struct sysvmq_call *c, long type, int flags, char *dest, size_t size);
+ssize_t sysvmq_receive_many(struct sysvmq_call *c, long type, int flags, size_t max_count);
+
+/* The same operation again: once without waiting, or blocking in the kernel. */
+ssize_t sysvmq_again(struct sysvmq_call *c, int nowait);
+/* Forget what the last call did: nothing done yet. */
+void sysvmq_reset(struct sysvmq_call *c);
+
+/* Readings of the kernel's structs whose field names differ by platform. */
+long long sysvmq_key(const struct msqid_ds *ds);
+unsigned long sysvmq_cbytes(const struct msqid_ds *ds);
+int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out);
+int sysvmq_ftok(const char *path, int proj_id, long long *key);
+
+/* cdef: end */
+
+#endif
