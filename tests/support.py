@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Dict, Optional, Set, Tuple
+from typing import Callable, Dict, Optional, Set, Tuple
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -70,6 +70,15 @@ def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0) -> 
             pass
         time.sleep(0.001)
     raise AssertionError(f"thread {tid} never blocked in msgrcv/msgsnd ({path})")
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll until condition() is true; AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout} s: {what or condition}")
+        time.sleep(0.001)
 
 
 def ipcs_queues() -> Dict[int, Tuple[int, str, int, int, int]]:

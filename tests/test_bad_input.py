@@ -118,6 +118,7 @@ CASES = {
     "ftok: proj_id 256": (lambda q: sysvmq.ftok(".", 256), ValueError, r"proj_id must be 1\.\.255"),
     "ftok: proj_id str": (lambda q: sysvmq.ftok(".", "1"), TypeError, "proj_id must be an int"),
     "ftok: path int": (lambda q: sysvmq.ftok(42), TypeError, "str, bytes or os.PathLike"),
+    "ftok: path with NUL": (lambda q: sysvmq.ftok("/etc\0/passwd"), ValueError, "embedded null byte"),
 }
 
 

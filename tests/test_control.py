@@ -1,11 +1,15 @@
 """stats, update, destroy, and the module functions limits, usage, queues, ftok."""
 
+import errno
+import json
 import os
 import pathlib
+import subprocess
+import sys
 import time
 
 import pytest
-from support import ipcs_queues, register
+from support import ipcs_queues, register, run_python
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -87,6 +91,78 @@ def test_update_bad_values_change_nothing(queue: SysVMQ, kwargs: dict, match: st
 def test_update_type_error(queue: SysVMQ) -> None:
     with pytest.raises(TypeError, match="max_size must be an int"):
         queue.update(max_size="10")  # type: ignore[arg-type]
+
+
+OWNER = """
+import json, os, sys
+import sysvmq
+
+msqid = int(sys.argv[1])
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+q = sysvmq.SysVMQ.attach(msqid)
+out = {}
+try:
+    q.stats()
+except sysvmq.QueuePermissionError:
+    out["could_read"] = False
+try:
+    q.update(mode=0o600)
+    out["stats_after"] = q.stats().mode
+except sysvmq.SysVMQError as exc:
+    out["error"] = [type(exc).__name__, str(exc)]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another uid needs root")
+@pytest.mark.parametrize("mode", [0o200, 0])
+def test_an_owner_who_may_not_read_the_queue_can_still_change_it(queue: SysVMQ, mode: int) -> None:
+    # IPC_SET needs the owner, not read permission; update() learns the rest with MSG_STAT_ANY.
+    queue.update(max_size=4000, uid=65534, gid=65534, mode=mode)
+    result = json.loads(run_python(OWNER, str(queue.id)).stdout)
+    assert result == {"could_read": False, "stats_after": 0o600}
+    assert queue.stats().max_size == 4000
+
+
+# In a private IPC namespace of its own (unshare --ipc), where lowering kernel.msgmnb touches no
+# other program: a queue's max_size above msgmnb, written back by an update of its mode alone.
+ABOVE_MSGMNB = """
+import json, os, sys
+import sysvmq
+
+q = sysvmq.SysVMQ.private()  # max_size: the namespace's msgmnb, 16384
+q.update(uid=65534, gid=65534)
+with open("/proc/sys/kernel/msgmnb", "w") as f:
+    f.write("8192")
+pid = os.fork()
+if pid == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)  # and so no CAP_SYS_RESOURCE
+    try:
+        q.update(mode=0o640)
+        print(json.dumps(None))
+    except sysvmq.SysVMQError as exc:
+        print(json.dumps([type(exc).__name__, exc.errno, str(exc)]))
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private IPC namespace needs root")
+def test_update_says_when_the_current_max_size_above_msgmnb_is_what_is_refused() -> None:
+    proc = subprocess.run(
+        ["unshare", "--ipc", sys.executable, "-c", ABOVE_MSGMNB], capture_output=True, text=True, timeout=60
+    )
+    if proc.returncode != 0 and "unshare" in proc.stderr:
+        pytest.skip(f"no private IPC namespace here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    name, err, message = json.loads(proc.stdout)
+    assert (name, err) == ("QueuePermissionError", errno.EPERM)
+    assert "max_size (16384) is above kernel.msgmnb (8192)" in message
+    assert "pass max_size=8192 or less" in message
 
 
 def test_destroy_removes_and_waiters_elsewhere_see_removed(queue: SysVMQ) -> None:

@@ -1,6 +1,7 @@
 """send and the receive family: payloads, types, flags, non-blocking calls, timeouts, sizes."""
 
 import array
+import gc
 import math
 import time
 
@@ -312,6 +313,28 @@ def test_receive_into_memoryview_slice_and_array(queue: SysVMQ) -> None:
     ints = array.array("i", [0, 0])
     queue.receive_into(ints)
     assert list(ints) == [1, 2]
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+
+def test_receive_into_a_huge_buffer_keeps_no_huge_memory(queue: SysVMQ) -> None:
+    # 256 MiB of room is used for that call, then given back, not kept in the handle's pool.
+    before = _vm_size()
+    buf = bytearray(256 << 20)
+    queue.send(b"small")
+    assert queue.receive_into(buf) == (5, 1)
+    del buf
+    gc.collect()
+    assert _vm_size() - before < 64 << 20
+    queue.send(b"again")
+    assert queue.receive() == b"again"
+
+
+def test_send_says_how_it_copies() -> None:
+    assert "copied once" in (SysVMQ.send.__doc__ or "")
 
 
 def test_receive_into_too_small_buffer_leaves_the_message(queue: SysVMQ) -> None:

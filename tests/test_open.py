@@ -163,6 +163,32 @@ def test_pickle_round_trip_makes_no_syscall(queue: SysVMQ) -> None:
         stale.send(b"x")
 
 
+class Tagged(SysVMQ):
+    """A subclass with state of its own, in a __dict__."""
+
+    def __init__(self, key: int, tag: str) -> None:
+        super().__init__(key, flags=sysvmq.IPC_CREAT)
+        self.tag = tag
+
+
+class Slotted(SysVMQ):
+    """A subclass with state of its own, in slots."""
+
+    __slots__ = ("tag", "count")
+
+
+def test_pickling_a_subclass_keeps_its_own_state(free_key: int, queue: SysVMQ) -> None:
+    q = register(Tagged(free_key, "orders"))
+    clone = pickle.loads(pickle.dumps(q))
+    assert (type(clone), clone.id, clone.tag) == (Tagged, q.id, "orders")
+    s = Slotted.attach(queue.id)
+    s.tag, s.count = "slots", 3
+    copied = pickle.loads(pickle.dumps(s))
+    assert (type(copied), copied.id, copied.tag, copied.count) == (Slotted, queue.id, "slots", 3)
+    clone.send(b"works")
+    assert q.receive(block=False) == b"works"
+
+
 def _echo_upper(q: SysVMQ) -> None:
     q.send(q.receive(1).upper(), 2)
 
