@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
-from . import __version__, _bench, _demo
+from . import __version__, _bench, _demo, _metrics
 from ._errors import QueueEmpty, QueueExists, QueueFull, QueueNotFound, QueuePermissionError, QueueRemoved
 from ._queue import SysVMQ, ftok, limits, queues, usage
 from ._stats import Message, QueueStats
@@ -388,6 +388,9 @@ def parser() -> argparse.ArgumentParser:
     c = command("demo", "two processes exchange messages through a private queue, with figures", cmd_demo)
     c.add_argument("--messages", type=_positive, default=100_000, help="messages in the stream (100000)")
     c.add_argument("--size", type=_positive, default=64, help="bytes per streamed message (64)")
+
+    c = command("metrics", "the queues in the Prometheus text format, once", _metrics.cmd_metrics)
+    _metrics.metrics_arguments(c)
     return p
 
 
