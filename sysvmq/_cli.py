@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
-from . import __version__, _bench, _demo, _metrics
+from . import __version__, _bench, _demo, _exporter, _metrics
 from ._errors import QueueEmpty, QueueExists, QueueFull, QueueNotFound, QueuePermissionError, QueueRemoved
 from ._queue import SysVMQ, ftok, limits, queues, usage
 from ._stats import Message, QueueStats
@@ -391,6 +391,8 @@ def parser() -> argparse.ArgumentParser:
 
     c = command("metrics", "the queues in the Prometheus text format, once", _metrics.cmd_metrics)
     _metrics.metrics_arguments(c)
+    c = command("exporter", "serve the same metrics over HTTP for Prometheus", _exporter.cmd_exporter)
+    _exporter.exporter_arguments(c)
     return p
 
 
