@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
-from . import __version__, _bench, _demo, _exporter, _metrics
+from . import __version__, _bench, _demo, _exporter, _metrics, _top
 from ._errors import QueueEmpty, QueueExists, QueueFull, QueueNotFound, QueuePermissionError, QueueRemoved
 from ._queue import SysVMQ, ftok, limits, queues, usage
 from ._stats import Message, QueueStats
@@ -389,6 +389,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--messages", type=_positive, default=100_000, help="messages in the stream (100000)")
     c.add_argument("--size", type=_positive, default=64, help="bytes per streamed message (64)")
 
+    c = command("top", "a live view of the queues: how full, how fast they fill", _top.cmd_top)
+    _top.top_arguments(c)
     c = command("metrics", "the queues in the Prometheus text format, once", _metrics.cmd_metrics)
     _metrics.metrics_arguments(c)
     c = command("exporter", "serve the same metrics over HTTP for Prometheus", _exporter.cmd_exporter)

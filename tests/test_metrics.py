@@ -136,7 +136,7 @@ def test_a_queue_we_may_not_read_is_still_listed(make_queue: Callable[..., SysVM
         assert series_of(samples, name, q.id) == {expected_labels(st, ROOT): getattr(st, field)}, name
 
 
-@pytest.mark.parametrize("command", ["metrics", "exporter"])
+@pytest.mark.parametrize("command", ["top", "metrics", "exporter"])
 def test_help_reads_well(command: str) -> None:
     out = ok(command, "--help")
     assert out.startswith(f"usage: sysvmq {command}")
