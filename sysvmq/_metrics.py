@@ -101,7 +101,7 @@ def families(snap: Snapshot) -> List[Family]:
     names: Dict[int, str] = {}
     labels = [(f"{st.key:#010x}", str(st.id), owner_name(st.uid, names)) for st in snap.queues]
     out = [
-        Family(name, help, QUEUE_LABELS, [(lv, float(getattr(st, field))) for lv, st in zip(labels, snap.queues)])
+        Family(name, help, QUEUE_LABELS, [(lv, getattr(st, field)) for lv, st in zip(labels, snap.queues)])
         for name, help, field in _PER_QUEUE
     ]
     system = (
@@ -116,7 +116,7 @@ def families(snap: Snapshot) -> List[Family]:
         ),
         ("sysvmq_limit_msgmni", "The most queues the system allows (sysctl kernel.msgmni).", snap.limits.msgmni),
     )
-    out += [Family(name, help, (), [((), float(value))]) for name, help, value in system]
+    out += [Family(name, help, (), [((), value)]) for name, help, value in system]
     return out
 
 
@@ -126,21 +126,24 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
+    # Every value read from the kernel is a whole number: written as one, with no ".0".
+    return str(value) if isinstance(value, int) or not value.is_integer() else str(int(value))
 
 
 def render(fams: Iterable[Family]) -> str:
     """The Prometheus text exposition format (version 0.0.4) of these families."""
     lines: List[str] = []
+    # Each queue's label set recurs in every per-queue family: format it once.
+    label_sets: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], str] = {}
     for fam in fams:
         lines.append(f"# HELP {fam.name} {fam.help}")
         lines.append(f"# TYPE {fam.name} gauge")
         for values, value in fam.samples:
-            if values:
-                pairs = ",".join(f'{label}="{_escape(v)}"' for label, v in zip(fam.labels, values))
-                lines.append(f"{fam.name}{{{pairs}}} {_number(value)}")
-            else:
-                lines.append(f"{fam.name} {_number(value)}")
+            pairs = label_sets.get((fam.labels, values))
+            if pairs is None:
+                inner = ",".join(f'{label}="{_escape(v)}"' for label, v in zip(fam.labels, values))
+                pairs = label_sets[(fam.labels, values)] = f"{{{inner}}}" if inner else ""
+            lines.append(f"{fam.name}{pairs} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 
