@@ -104,7 +104,11 @@ def report(path: str) -> List[str]:
     ]
     for size, impl, rate, by_c, by_ipc in two_process:
         lines.append(f"| {size} | {impl} | {rate:,.0f} | {_shown(by_c)} | {_shown(by_ipc)} |")
-    scrapes = sorted((size, impl, t[(case, size, impl)]) for case, size, impl in t if case == "scrape")
+    order = ("snapshot", "metrics", "exporter")
+    scrapes = sorted(
+        ((size, impl, t[(case, size, impl)]) for case, size, impl in t if case == "scrape"),
+        key=lambda row: order.index(row[1]) if row[1] in order else len(order),
+    )
     if scrapes:
         lines += ["", "One scrape: the kernel's queue table in one pass", "", "| queues | what | ms per scrape |"]
         lines += ["|---:|---|---:|"] + [f"| {n:,} | {impl} | {sec * 1e3:.2f} |" for n, impl, sec in scrapes]

@@ -246,6 +246,7 @@ def _matches_stats(prom: Prometheus, q: SysVMQ) -> Optional[Dict[str, Tuple[Dict
     return stored if {name: value for name, (_, value) in stored.items()} == want else None
 
 
+@pytest.mark.slow
 @needs_client
 def test_prometheus_scrapes_the_exporter_and_stores_what_stats_says(
     make_queue: Callable[..., SysVMQ], tmp_path: "os.PathLike[str]"
