@@ -135,6 +135,19 @@ def test_queues_made_and_removed_come_and_go(top_json: Callable[..., Lines]) -> 
     wait_for("the removed queue to go", lambda: True if q.id not in top.snapshot() else None, every=0)
 
 
+def test_a_queue_named_by_key_is_followed_through_its_re_creation(
+    top_json: Callable[..., Lines], free_key: int
+) -> None:
+    first = register(SysVMQ.create(free_key))
+    top = top_json(f"{free_key:#x}", "--interval", "0.1")
+    assert list(top.snapshot()) == [first.id]
+    first.destroy()
+    wait_for("the removed queue to go", lambda: True if not top.snapshot() else None, every=0)
+    second = register(SysVMQ.create(free_key))
+    assert second.id != first.id
+    wait_for("the new queue with that key", lambda: True if list(top.snapshot()) == [second.id] else None, every=0)
+
+
 def test_fullest_first_and_empty_messages_fill_a_queue_too(make_queue: Callable[..., SysVMQ]) -> None:
     quarter, three_quarters, empty, counted = make_queue(), make_queue(), make_queue(), make_queue()
     quarter.update(max_size=8192)
