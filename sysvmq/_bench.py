@@ -180,6 +180,7 @@ def run(
             "p999_us": round(_percentile(latencies, 0.999), 1),
             "max_us": round(latencies[-1] / 1e3, 1),
         },
+        "latency_samples_ns": latencies,  # for --plot; sorted
     }
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
-from . import __version__, _bench, _demo
+from . import __version__, _bench, _demo, _exporter, _metrics, _plot, _top
 from ._errors import QueueEmpty, QueueExists, QueueFull, QueueNotFound, QueuePermissionError, QueueRemoved
 from ._kernel import ftok, limits, queues, usage
 from ._queue import SysVMQ
@@ -265,6 +265,8 @@ def cmd_limits(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, out: TextIO) -> None:
+    if args.plot:
+        _plot.pyplot()  # fail before the run if matplotlib is missing
     progress = sys.stderr if sys.stderr.isatty() else None
     result = _bench.run(
         size=args.size,
@@ -274,6 +276,9 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> None:
         rate=args.rate,
         progress=progress,
     )
+    samples = result.pop("latency_samples_ns")
+    if args.plot:
+        _plot.latency(result, samples, args.plot)
     out.write((json.dumps(result, indent=2) if args.json else _bench.describe(result)) + "\n")
 
 
@@ -384,11 +389,19 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--producers", type=_positive, default=1, help="sending processes (default 1)")
     c.add_argument("--consumers", type=_positive, default=1, help="receiving processes (default 1)")
     c.add_argument("--rate", type=_positive, help="messages/s for latency (default: a tenth of the throughput)")
+    c.add_argument("--plot", metavar="FILE.png", help="draw the latency distribution to FILE.png (needs matplotlib)")
     json_arg(c)
 
     c = command("demo", "two processes exchange messages through a private queue, with figures", cmd_demo)
     c.add_argument("--messages", type=_positive, default=100_000, help="messages in the stream (100000)")
     c.add_argument("--size", type=_positive, default=64, help="bytes per streamed message (64)")
+
+    c = command("top", "a live view of the queues: how full, how fast they fill", _top.cmd_top)
+    _top.top_arguments(c)
+    c = command("metrics", "the queues in the Prometheus text format, once", _metrics.cmd_metrics)
+    _metrics.metrics_arguments(c)
+    c = command("exporter", "serve the same metrics over HTTP for Prometheus", _exporter.cmd_exporter)
+    _exporter.exporter_arguments(c)
     return p
 
 

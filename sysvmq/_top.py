@@ -1,0 +1,276 @@
+"""``sysvmq top``: how full each queue is and how fast it fills, refreshed every interval.
+
+On a terminal the view redraws in place on the alternate screen, with the
+cursor hidden and keys read unbuffered (q quits); the terminal is given back
+as it was on q, Ctrl-C, SIGTERM or SIGHUP, and the command exits 0. Elsewhere
+(a pipe, a file) each refresh is printed whole: a table and a blank line, or
+with --json one JSON object a line. Each refresh is one ``queues()`` pass, so
+queues created or removed between refreshes appear or disappear.
+"""
+
+import argparse
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import termios
+import time
+import tty
+from dataclasses import asdict, dataclass
+from types import FrameType
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+
+from . import QueueStats, SysVMQ, queues, usage
+from ._metrics import owner_name
+
+__all__ = ["Row", "fullness", "Top", "table", "snapshot_json", "cmd_top", "top_arguments"]
+
+HEADER = ("KEY", "ID", "OWNER", "MESSAGES", "BYTES", "MAX_BYTES", "FULL%", "MSG/S", "LAST_SEND", "LAST_RECV")
+
+# Alternate screen and hidden cursor on the way in; both undone on the way out.
+ENTER = "\x1b[?1049h\x1b[?25l"
+LEAVE = "\x1b[?25h\x1b[?1049l"
+HOME, CLEAR_LINE, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One queue at one refresh; ``None`` where there is nothing to tell yet (never sent, first sight)."""
+
+    key: str
+    id: int
+    owner: str
+    messages: int
+    bytes: int
+    max_bytes: int
+    full_percent: float
+    messages_per_second: Optional[float]
+    seconds_since_send: Optional[int]
+    seconds_since_receive: Optional[int]
+
+
+def fullness(st: QueueStats) -> float:
+    """How full the queue is, in percent of ``max_size``.
+
+    msgsnd(2) blocks when the queue's text would pass msg_qbytes, and also when
+    its message count would: Linux counts each message as at least one byte
+    (ipc/msg.c, msg_fits_inqueue), so a queue of empty messages fills too.
+    """
+    if st.max_size <= 0:
+        return 100.0
+    return min(100.0, 100.0 * max(st.size, st.count) / st.max_size)
+
+
+def _ago(now: float, then: int) -> Optional[int]:
+    return max(0, int(now) - then) if then else None
+
+
+class Top:
+    """Turns successive ``queues()`` passes into rows, with each queue's change in messages a second."""
+
+    def __init__(self, named: Sequence[SysVMQ] = ()) -> None:
+        # A queue named by key is followed by key (it may be removed and made
+        # again); one named by id, or a private one, by id.
+        self._keys = {q.key for q in named if q.key}
+        self._ids = {q.id for q in named if not q.key}
+        self._everything = not named
+        self._seen: Dict[int, Tuple[int, float]] = {}  # id -> (messages, monotonic time)
+        self._owners: Dict[int, str] = {}
+
+    def _shown(self, st: QueueStats) -> bool:
+        return self._everything or st.id in self._ids or (st.key != 0 and st.key in self._keys)
+
+    def refresh(self, found: List[QueueStats], wall: float, mono: float) -> List[Row]:
+        """The rows for one pass, fullest first (then by id)."""
+        rows = []
+        seen: Dict[int, Tuple[int, float]] = {}
+        for st in found:
+            if not self._shown(st):
+                continue
+            before = self._seen.get(st.id)
+            rate = (st.count - before[0]) / (mono - before[1]) if before and mono > before[1] else None
+            seen[st.id] = (st.count, mono)
+            rows.append(
+                Row(
+                    key=f"{st.key:#010x}",
+                    id=st.id,
+                    owner=owner_name(st.uid, self._owners),
+                    messages=st.count,
+                    bytes=st.size,
+                    max_bytes=st.max_size,
+                    full_percent=round(fullness(st), 1),
+                    messages_per_second=None if rate is None else round(rate, 1),
+                    seconds_since_send=_ago(wall, st.last_send_time),
+                    seconds_since_receive=_ago(wall, st.last_receive_time),
+                )
+            )
+        self._seen = seen  # a removed queue is forgotten
+        rows.sort(key=lambda r: (-r.full_percent, r.id))
+        return rows
+
+
+def _seconds(value: Optional[int]) -> str:
+    return "never" if value is None else f"{value}s"
+
+
+def _rate(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:+.1f}" if value else "0"
+
+
+def table(rows: List[Row]) -> List[str]:
+    """The rows as aligned text lines under HEADER; every cell is one word, so ``split()`` reads a line back."""
+    cells = [list(HEADER)] + [
+        [
+            r.key,
+            str(r.id),
+            r.owner,
+            str(r.messages),
+            str(r.bytes),
+            str(r.max_bytes),
+            f"{r.full_percent:.1f}",
+            _rate(r.messages_per_second),
+            _seconds(r.seconds_since_send),
+            _seconds(r.seconds_since_receive),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
+    left = {0, 2}  # key and owner read from the left; numbers line up on the right
+    return [
+        "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in cells
+    ]
+
+
+def snapshot_json(rows: List[Row], wall: float) -> str:
+    """One refresh as one JSON line: ``time`` (seconds since the epoch) and ``queues`` (the rows' fields)."""
+    return json.dumps({"time": round(wall, 3), "queues": [asdict(r) for r in rows]})
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum: int, frame: Optional[FrameType]) -> None:
+    raise _Stop
+
+
+def _refresh(top: Top) -> Tuple[List[Row], float]:
+    found = queues()
+    wall, mono = time.time(), time.monotonic()
+    return top.refresh(found, wall, mono), wall
+
+
+def _screen(rows: List[Row], wall: float, interval: float, size: os.terminal_size, keys: bool) -> str:
+    use = usage()
+    title = (
+        f"sysvmq top  {time.strftime('%H:%M:%S', time.localtime(wall))}  every {interval:g} s  "
+        f"{len(rows)} shown; system: {use.queues} queues, {use.messages} messages, {use.bytes} bytes  "
+        + ("(q or Ctrl-C quits)" if keys else "(Ctrl-C quits)")
+    )
+    lines = [title, "", *table(rows)]
+    if len(lines) > size.lines:
+        hidden = len(lines) - size.lines + 1
+        lines = [*lines[: size.lines - 1], f"... and {hidden} more"]
+    body = (CLEAR_LINE + "\n").join(line[: size.columns] for line in lines)
+    return HOME + body + CLEAR_LINE + CLEAR_BELOW
+
+
+def _wait_for_quit(fd: Optional[int], deadline: float) -> bool:
+    """Wait until the deadline; True as soon as q is typed (when there is a terminal to read)."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if fd is None:
+            time.sleep(left)
+            return False
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            typed = os.read(fd, 64)
+            if not typed or b"q" in typed.lower():
+                return True
+
+
+def _on_terminal(top: Top, interval: float, count: Optional[int], out: TextIO) -> None:
+    fd: Optional[int] = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+    saved = termios.tcgetattr(fd) if fd is not None else None
+    handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    out.write(ENTER)
+    try:
+        if fd is not None:
+            tty.setcbreak(fd)  # keys arrive one by one and unechoed; Ctrl-C still signals
+        shown = 0
+        deadline = time.monotonic()
+        while True:
+            rows, wall = _refresh(top)
+            out.write(_screen(rows, wall, interval, shutil.get_terminal_size(), fd is not None))
+            out.flush()
+            shown += 1
+            if count is not None and shown >= count:
+                return
+            deadline = max(deadline + interval, time.monotonic())
+            if _wait_for_quit(fd, deadline):
+                return
+    except (KeyboardInterrupt, _Stop):
+        pass  # the usual way to leave top: not an error
+    finally:
+        if saved is not None and fd is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        out.write(LEAVE)
+        out.flush()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _as_lines(top: Top, interval: float, count: Optional[int], as_json: bool, out: TextIO) -> None:
+    shown = 0
+    deadline = time.monotonic()
+    try:
+        while True:
+            rows, wall = _refresh(top)
+            out.write(snapshot_json(rows, wall) + "\n" if as_json else "\n".join(table(rows)) + "\n\n")
+            out.flush()
+            shown += 1
+            if count is not None and shown >= count:
+                return
+            deadline = max(deadline + interval, time.monotonic())
+            time.sleep(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_top(args: argparse.Namespace, out: TextIO) -> None:
+    # QUEUE's grammar (key, id:N, path) is the command line's; imported here
+    # because _cli imports this module.
+    from ._cli import resolve
+
+    top = Top([resolve(spec, args.proj) for spec in args.queues])
+    if out.isatty() and not args.json:
+        _on_terminal(top, args.interval, args.count, out)
+    else:
+        _as_lines(top, args.interval, args.count, args.json, out)
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if not value >= 0.05:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0.05")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text, 0)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def top_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("queues", nargs="*", metavar="QUEUE", help="show only these (a key, id:N, or a path); default all")
+    c.add_argument("--proj", type=lambda t: int(t, 0), default=1, help="ftok project id for a path QUEUE (default 1)")
+    c.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between refreshes (1)")
+    c.add_argument("--count", type=_count, metavar="N", help="stop after N refreshes (default: until q or Ctrl-C)")
+    c.add_argument("--json", action="store_true", help="one JSON object a refresh, a line each, even on a terminal")
