@@ -9,7 +9,9 @@ Message(data=b'hello', type=2)
 """
 
 import sys
+from typing import Any
 
+from . import _wait
 from ._errors import (
     MessageTooLarge,
     QueueEmpty,
@@ -40,6 +42,7 @@ from ._ffi import (
 from ._kernel import ftok, limits, queues, usage
 from ._queue import SysVMQ
 from ._stats import Limits, Message, QueueStats, Usage
+from ._wait import set_timer_signal
 
 __version__ = "0.1.0"
 
@@ -53,6 +56,9 @@ __all__ = [
     "limits",
     "usage",
     "queues",
+    "set_timer_signal",
+    "timed_wait",
+    "timer_signal",
     "SysVMQError",
     "QueueEmpty",
     "QueueFull",
@@ -78,6 +84,22 @@ __all__ = [
     "HAS_MSG_COPY",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``timed_wait`` and ``timer_signal``: how timed calls wait, read anew each time (see _wait).
+
+    ``sysvmq.timed_wait`` is ``"timer"`` when timed calls block in the kernel
+    until a POSIX timer's signal ends them, ``"poll"`` when they make
+    non-blocking tries with sleeps between; ``sysvmq.timer_signal`` is the
+    signal the timer uses, or None.
+    """
+    if name == "timed_wait":
+        return _wait.timed_wait()
+    if name == "timer_signal":
+        return _wait.timer_signal()
+    raise AttributeError(f"module 'sysvmq' has no attribute {name!r}")
+
 
 # Linux's extra msgctl commands and msgrcv flags exist only there (HAS_* say so at run time).
 if sys.platform == "linux":

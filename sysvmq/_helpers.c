@@ -10,6 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if SYSVMQ_LINUX
+#  include <pthread.h>
+#  include <signal.h>
+#  include <time.h>
+#  include <unistd.h>
+#  include <sys/syscall.h>
+#endif
+
 /* msgsnd(2) reads, and msgrcv(2) fills, a long and the text right behind it. */
 typedef char sysvmq_call_holds_a_msgbuf[
     offsetof(struct sysvmq_call, mtext) == offsetof(struct sysvmq_call, mtype) + sizeof(long) ? 1 : -1];
@@ -252,6 +260,27 @@ ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type)
     return receive_one(c, 0);
 }
 
+/* The first try of a timed receive: without waiting. */
+ssize_t sysvmq_rx_nowait(struct sysvmq_call *c, long type)
+{
+    c->op = SYSVMQ_RECEIVE;
+    c->type = type;
+    c->flags = 0;
+    c->dest = NULL;
+    c->size = c->maxlen;
+    return receive_one(c, IPC_NOWAIT);
+}
+
+ssize_t sysvmq_rx_into_nowait(struct sysvmq_call *c, char *dest, size_t len, long type)
+{
+    c->op = SYSVMQ_RECEIVE;
+    c->type = type;
+    c->flags = 0;
+    c->dest = dest;
+    c->size = len;
+    return receive_one(c, IPC_NOWAIT);
+}
+
 /* Any single receive: flags (IPC_NOWAIT for one try), size bytes at most, into dest if not NULL. */
 ssize_t sysvmq_receive(struct sysvmq_call *c, long type, int flags, char *dest, size_t size)
 {
@@ -291,6 +320,194 @@ ssize_t sysvmq_again(struct sysvmq_call *c, int nowait)
         return -1;
     }
 }
+
+/* -- timed waits --------------------------------------------------------------
+
+   Each thread that makes a timed call gets one POSIX timer, on first use, that
+   sends the timer signal to that thread alone (SIGEV_THREAD_ID). Its handler
+   does nothing: the point is the EINTR it causes in msgsnd or msgrcv. The
+   timer is deleted when the thread exits (a pthread key's destructor); a
+   forked child, which inherits no timers, makes its own. */
+
+#if SYSVMQ_LINUX
+
+static volatile sig_atomic_t timer_signal; /* 0: off */
+static volatile sig_atomic_t fork_generation;
+static pthread_key_t timer_key;
+static pthread_once_t timer_once = PTHREAD_ONCE_INIT;
+static int timer_key_ok;
+
+/* How often the timer fires again after the deadline, if the call still waits. */
+#define SYSVMQ_TIMER_REPEAT_NS 500000
+
+struct sysvmq_timer {
+    timer_t id;
+    int sig;                 /* the signal it was made for */
+    sig_atomic_t generation; /* the process it belongs to: fork_generation then */
+};
+
+static void timer_fired(int sig)
+{
+    (void)sig;
+}
+
+static void timer_forget(void *p)
+{
+    struct sysvmq_timer *t = p;
+
+    if (t->generation == fork_generation)
+        timer_delete(t->id);
+    free(t);
+}
+
+static void timer_after_fork(void)
+{
+    fork_generation++; /* the child's copies of the parent's timers name nothing */
+}
+
+static void timer_setup(void)
+{
+    timer_key_ok = pthread_key_create(&timer_key, timer_forget) == 0
+                   && pthread_atfork(NULL, NULL, timer_after_fork) == 0;
+}
+
+int sysvmq_timer_use(int sig)
+{
+    struct sigaction cur, ours;
+
+    pthread_once(&timer_once, timer_setup);
+    if (!timer_key_ok)
+        return -1;
+    if (sig == 0) {
+        timer_signal = 0;
+        return 0;
+    }
+    if (sigaction(sig, NULL, &cur) < 0)
+        return -1;
+    if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == timer_fired) {
+        timer_signal = sig;
+        return 0;
+    }
+    if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
+        return 1; /* the application's, or ignored (which would not interrupt): never replaced */
+    memset(&ours, 0, sizeof ours);
+    ours.sa_handler = timer_fired;
+    sigemptyset(&ours.sa_mask);
+    ours.sa_flags = SA_RESTART;
+    if (sigaction(sig, &ours, NULL) < 0)
+        return -1;
+    timer_signal = sig;
+    return 0;
+}
+
+int sysvmq_timer_intact(void)
+{
+    struct sigaction cur;
+    int sig = timer_signal;
+
+    return sig != 0 && sigaction(sig, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO)
+           && cur.sa_handler == timer_fired;
+}
+
+/* This thread's timer for sig, made if need be; NULL with errno if it cannot be had. */
+static struct sysvmq_timer *thread_timer(int sig)
+{
+    struct sysvmq_timer *t = pthread_getspecific(timer_key);
+    struct sigevent ev;
+
+    if (t != NULL && t->generation == fork_generation && t->sig == sig)
+        return t;
+    if (t == NULL) {
+        t = malloc(sizeof *t);
+        if (t == NULL)
+            return NULL;
+        if (pthread_setspecific(timer_key, t) != 0) {
+            free(t);
+            errno = ENOMEM;
+            return NULL;
+        }
+    } else if (t->generation == fork_generation) {
+        timer_delete(t->id); /* made for another signal */
+    }
+    t->generation = -1; /* no timer until one is made */
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = sig;
+#  ifdef sigev_notify_thread_id
+    ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+#  else
+    ev._sigev_un._tid = (pid_t)syscall(SYS_gettid); /* glibc before 2.35 names it so */
+#  endif
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t->id) < 0)
+        return NULL;
+    t->sig = sig;
+    t->generation = fork_generation;
+    return t;
+}
+
+ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
+{
+    struct itimerspec at, off;
+    struct sysvmq_timer *t;
+    sigset_t only, before;
+    int sig = timer_signal, unblocked;
+    ssize_t rc;
+
+    if (sig == 0 || !timer_key_ok) {
+        c->err = ENOTSUP;
+        return -2;
+    }
+    t = thread_timer(sig);
+    if (t == NULL) {
+        c->err = errno ? errno : ENOTSUP;
+        return -2;
+    }
+    /* A thread that blocks the signal would sleep past its deadline: let it through, for this call only. */
+    sigemptyset(&only);
+    sigaddset(&only, sig);
+    unblocked = pthread_sigmask(SIG_UNBLOCK, &only, &before) == 0 && sigismember(&before, sig) == 1;
+    memset(&at, 0, sizeof at);
+    at.it_value.tv_sec = (time_t)(deadline_ns / 1000000000);
+    at.it_value.tv_nsec = (long)(deadline_ns % 1000000000);
+    /* The signal may come between arming and msgrcv's sleep (the thread was
+       descheduled past its deadline): it is then handled in user space and
+       msgrcv would sleep on. So the timer goes on firing after the deadline,
+       never before it, until it is disarmed. */
+    at.it_interval.tv_nsec = SYSVMQ_TIMER_REPEAT_NS;
+    if (timer_settime(t->id, TIMER_ABSTIME, &at, NULL) < 0) {
+        c->err = errno;
+        rc = -2;
+    } else {
+        rc = sysvmq_again(c, 0);
+        memset(&off, 0, sizeof off);
+        timer_settime(t->id, 0, &off, NULL); /* disarmed before the mask comes back: a late one is caught here */
+    }
+    if (unblocked)
+        pthread_sigmask(SIG_BLOCK, &only, NULL);
+    return rc;
+}
+
+#else /* no POSIX timers with SIGEV_THREAD_ID: timed calls poll */
+
+ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
+{
+    (void)deadline_ns;
+    c->err = ENOTSUP;
+    return -2;
+}
+
+int sysvmq_timer_use(int sig)
+{
+    (void)sig;
+    return -2;
+}
+
+int sysvmq_timer_intact(void)
+{
+    return 0;
+}
+
+#endif
 
 void sysvmq_reset(struct sysvmq_call *c)
 {

@@ -146,11 +146,30 @@ size_t sysvmq_total(const size_t *lens, size_t count);
 ssize_t sysvmq_rx(struct sysvmq_call *c);
 ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);
+ssize_t sysvmq_rx_nowait(struct sysvmq_call *c, long type);
+ssize_t sysvmq_rx_into_nowait(struct sysvmq_call *c, char *dest, size_t len, long type);
 ssize_t sysvmq_receive(struct sysvmq_call *c, long type, int flags, char *dest, size_t size);
 ssize_t sysvmq_receive_many(struct sysvmq_call *c, long type, int flags, size_t max_count);
 
 /* The same operation again: once without waiting, or blocking in the kernel. */
 ssize_t sysvmq_again(struct sysvmq_call *c, int nowait);
+
+/* Timed waits (Linux): block in the kernel like sysvmq_again(c, 0), with this
+   thread's POSIX timer armed to deliver the timer signal at deadline_ns on
+   CLOCK_MONOTONIC; msgsnd and msgrcv are never restarted after a handler, so
+   the call then fails with EINTR, having moved nothing. Arm, call and disarm
+   in one crossing. Returns what sysvmq_again does, or -2 if the thread
+   cannot have a timer (err says why: ENOTSUP, or timer_create's errno), in
+   which case nothing was tried: wait another way. */
+ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns);
+/* Use sig for the timer, installing a handler that does nothing (with
+   SA_RESTART, so a late expiry restarts the application's other system calls)
+   unless another is installed: 0 done, 1 the signal has another handler or is
+   ignored, -1 an error (errno), -2 no timers on this platform. sig 0 turns
+   the timer off. */
+int sysvmq_timer_use(int sig);
+/* Whether the handler on the timer signal is still sysvmq's: 1 yes, 0 no. */
+int sysvmq_timer_intact(void);
 /* Forget what the last call did: nothing done yet. */
 void sysvmq_reset(struct sysvmq_call *c);
 

@@ -112,6 +112,9 @@ _tickets = itertools.count(1)  # for sysvmq_send1: unique within a thread is eno
 _c_rx = lib.sysvmq_rx
 _c_rx_type = lib.sysvmq_rx_type
 _c_rx_into = lib.sysvmq_rx_into
+_c_rx_nowait = lib.sysvmq_rx_nowait
+_c_rx_into_nowait = lib.sysvmq_rx_into_nowait
+_INF = float("inf")
 _c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
 _c_total = lib.sysvmq_total
@@ -325,7 +328,7 @@ class SysVMQ:
             message.__class__ is bytes
             and (type is _ONE or type.__class__ is int)
             and flags is _ZERO
-            and timeout is None
+            and (timeout is None or (block and _timed(timeout)))
         ):
             # The fast path: one try without waiting, its outcome kept by ticket.
             ticket = next(_tickets)
@@ -449,31 +452,45 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None  # c: bound as C is entered (see the module docstring); mtype: taken
         try:
-            if flags is _ZERO and block and timeout is None and not truncate:
-                if type is _ZERO:
-                    n = _c_rx(c := call.c)
-                elif type.__class__ is int:
+            if flags is _ZERO and block and not truncate:
+                if timeout is None:
+                    if type is _ZERO:
+                        n = _c_rx(c := call.c)
+                    elif type.__class__ is int:
+                        try:
+                            n = _c_rx_type(c := call.c, type)
+                        except OverflowError:  # a type beyond C long, refused before C ran
+                            c, n = None, -2
+                    else:
+                        n = -2
+                    if n >= 0:
+                        data: bytes = call.text[:n]
+                        mtype = call.mtype[0]
+                        calls.append(call)
+                        return data
+                    if n == -1:  # EINTR and the like: wait on as a blocking call does
+                        n = self._receive_wait(call, c.err, type, 0, False, None, self._buffer_size)  # type: ignore[union-attr]
+                        data = call.text[:n]
+                        mtype = call.mtype[0]
+                        calls.append(call)
+                        return data
+                elif _timed(timeout) and (type is _ZERO or type.__class__ is int):
+                    # A timed call tries without waiting first, then waits until its deadline.
                     try:
-                        n = _c_rx_type(c := call.c, type)
-                    except OverflowError:  # a type beyond C long, refused before C ran
+                        n = _c_rx_nowait(c := call.c, type)
+                    except OverflowError:
                         c, n = None, -2
-                else:
-                    n = -2
-                if n >= 0:
-                    data: bytes = call.text[0:n]
-                    mtype = call.mtype[0]
-                    calls.append(call)
-                    return data
-                if n == -1:  # EINTR and the like: wait on as a blocking call does
-                    n = self._receive_wait(call, c.err, type, 0, False, None, self._buffer_size)  # type: ignore[union-attr]
-                    data = call.text[0:n]
-                    mtype = call.mtype[0]
-                    calls.append(call)
-                    return data
+                    if n == -1:
+                        n = self._receive_wait(call, c.err, type, 0, False, timeout, self._buffer_size)  # type: ignore[union-attr]
+                    if n >= 0:
+                        data = call.text[:n]
+                        mtype = call.mtype[0]
+                        calls.append(call)
+                        return data
             _c_reset(call.c)
             c = call.c
             n = self._receive(call, type, flags, block, timeout, truncate, None)
-            data = call.text[0:n]
+            data = call.text[:n]
             mtype = call.mtype[0]
             self._pool.give_back(call)
             return data
@@ -502,26 +519,36 @@ class SysVMQ:
             call = self._pool.call()
         c = message = None
         try:
-            if flags is _ZERO and block and timeout is None and not truncate:
-                if type is _ZERO:
-                    n = _c_rx(c := call.c)
-                elif type.__class__ is int:
+            if flags is _ZERO and block and not truncate:
+                wait = None
+                if timeout is None:
+                    if type is _ZERO:
+                        n = _c_rx(c := call.c)
+                    elif type.__class__ is int:
+                        try:
+                            n = _c_rx_type(c := call.c, type)
+                        except OverflowError:
+                            c, n = None, -2
+                    else:
+                        n = -2
+                elif _timed(timeout) and (type is _ZERO or type.__class__ is int):
                     try:
-                        n = _c_rx_type(c := call.c, type)
+                        n = _c_rx_nowait(c := call.c, type)
                     except OverflowError:
                         c, n = None, -2
+                    wait = timeout
                 else:
                     n = -2
                 if n == -1:
-                    n = self._receive_wait(call, c.err, type, 0, False, None, self._buffer_size)  # type: ignore[union-attr]
+                    n = self._receive_wait(call, c.err, type, 0, False, wait, self._buffer_size)  # type: ignore[union-attr]
                 if n >= 0:
-                    message = Message(call.text[0:n], call.mtype[0])
+                    message = Message(call.text[:n], call.mtype[0])
                     calls.append(call)
                     return message
             _c_reset(call.c)
             c = call.c
             n = self._receive(call, type, flags, block, timeout, truncate, None)
-            message = Message(call.text[0:n], call.mtype[0])
+            message = Message(call.text[:n], call.mtype[0])
             self._pool.give_back(call)
             return message
         except BaseException as exc:
@@ -568,27 +595,35 @@ class SysVMQ:
         c = mtype = None
         try:
             size = len(dest)
-            if (
-                (type is _ZERO or type.__class__ is int)
-                and flags is _ZERO
-                and block
-                and timeout is None
-                and not truncate
-                and size <= call.room
-            ):
-                try:
-                    n = _c_rx_into(c := call.c, dest, size, type)
-                except OverflowError:
-                    c, n = None, -2
-                if n >= 0:
-                    mtype = call.mtype[0]
-                    calls.append(call)
-                    return n, mtype
-                if n == -1:
-                    n = self._receive_wait(call, c.err, type, 0, False, None, size)  # type: ignore[union-attr]
-                    mtype = call.mtype[0]
-                    calls.append(call)
-                    return n, mtype
+            # size <= call.room is tested inside each branch, where its jump is short enough
+            # for CPython to specialise the comparison.
+            if (type is _ZERO or type.__class__ is int) and flags is _ZERO and block and not truncate:
+                if timeout is None:
+                    if size <= call.room:
+                        try:
+                            n = _c_rx_into(c := call.c, dest, size, type)
+                        except OverflowError:
+                            c, n = None, -2
+                        if n >= 0:
+                            mtype = call.mtype[0]
+                            calls.append(call)
+                            return n, mtype
+                        if n == -1:
+                            n = self._receive_wait(call, c.err, type, 0, False, None, size)  # type: ignore[union-attr]
+                            mtype = call.mtype[0]
+                            calls.append(call)
+                            return n, mtype
+                elif _timed(timeout) and size <= call.room:
+                    try:
+                        n = _c_rx_into_nowait(c := call.c, dest, size, type)
+                    except OverflowError:
+                        c, n = None, -2
+                    if n == -1:
+                        n = self._receive_wait(call, c.err, type, 0, False, timeout, size)  # type: ignore[union-attr]
+                    if n >= 0:
+                        mtype = call.mtype[0]
+                        calls.append(call)
+                        return n, mtype
             _c_reset(call.c)
             c = call.c
             n = self._receive(call, type, flags, block, timeout, truncate, dest)
@@ -975,13 +1010,18 @@ class SysVMQ:
         return error_from_errno(err, where)
 
 
+def _timed(timeout: object) -> bool:
+    """A timeout the fast paths take as it is: a finite, non-negative float or int (not bool)."""
+    return (timeout.__class__ is float or timeout.__class__ is int) and 0 <= timeout < _INF
+
+
 def _taken(call: Call) -> List[Message]:
     """What a single receive had taken when an exception left it: the state says."""
     c = call.c
     n = c.len
     if c.op != _RECEIVE or n < 0:
         return []
-    return [Message(call.text[0:n], call.mtype[0])]
+    return [Message(call.text[:n], call.mtype[0])]
 
 
 def _many_taken(b: Batch, typed: bool, result: List[Any], kept: List[int], pending: bool) -> List[Message]:

@@ -3,39 +3,167 @@
 A call's first crossing into C records what it asks for in its state (a
 ``Call``) and tries once: sends without waiting, so that a message that can
 never fit is found before anything waits on it; blocking receives in the
-kernel at once. When that try does not finish the call, the facade hands the
-state to ``finish``, which repeats the recorded operation until it is done,
-in one of three ways:
+kernel at once; timed calls without waiting. When that try does not finish
+the call, the facade hands the state to ``finish``, which repeats the recorded
+operation until it is done, in one of three ways:
 
 - not at all (``block=False`` or IPC_NOWAIT): "full" or "empty" ends the call;
 - blocking: in msgsnd(2) or msgrcv(2), the GIL released, for as long as it takes;
-- timed: until a deadline on the monotonic clock, by non-blocking tries with
-  sleeps between (50 us doubling to 1 ms).
+- timed: blocking too, with the calling thread's POSIX timer armed for the
+  deadline (``timed_wait() == "timer"``, Linux): at the deadline the timer
+  signal interrupts the call, which the kernel never restarts, having moved
+  nothing. Where that cannot be (another platform, the mechanism turned off,
+  the application's own handler on the signal), by non-blocking tries with
+  sleeps between, 50 us doubling to 1 ms (``"poll"``).
 
 EINTR follows PEP 475: the interpreter runs the signal handlers as the
 crossing returns. If one raises, its exception ends the call, and the facade
 says on it what the call had done (``count``, ``received``), which the C side
 recorded before it returned. If none raises, the operation is tried again,
-with the time left.
+with the time left; EINTR at or past the deadline is the timeout.
 """
 
 import errno
+import math
+import os
+import signal
 import time
+import warnings
 from typing import Callable, Optional
 
 from ._calls import Call
 from ._ffi import lib
 
-__all__ = ["finish", "deadline_of"]
+__all__ = ["finish", "deadline_of", "timed_wait", "timer_signal", "set_timer_signal", "ENV"]
 
 POLL_FIRST = 50e-6
 POLL_MAX = 1e-3
+# The environment variable read at import: a signal (60, SIGRTMAX-4,
+# SIGRTMIN+3) for the timer, or "off" to poll.
+ENV = "SYSVMQ_TIMER_SIGNAL"
 
 _EINTR = errno.EINTR
 _WOULD_WAIT = (errno.EAGAIN, errno.ENOMSG)
 _again = lib.sysvmq_again
+_again_until = lib.sysvmq_again_until
 _monotonic = time.monotonic
 _sleep = time.sleep
+_SEND = lib.SYSVMQ_SEND
+
+# Real-time signals exist only where the timer can; elsewhere timed calls poll.
+_RT = hasattr(signal, "SIGRTMIN") and hasattr(signal, "SIGRTMAX")
+
+
+class _Timer:
+    """The state of the mechanism: which signal, and whether it is in use."""
+
+    __slots__ = ("signal", "ready", "refused")
+
+    def __init__(self) -> None:
+        self.signal: Optional[int] = None  # None: turned off
+        self.ready = False  # the handler is installed: timed calls use the timer
+        self.refused = False  # the signal has the application's handler: poll
+
+
+_timer = _Timer()
+
+
+def default_timer_signal() -> Optional[int]:
+    """SIGRTMAX-4 (64 - 4 = 60 on Linux): glibc takes the first real-time signals, valgrind the last."""
+    return int(signal.SIGRTMAX) - 4 if _RT else None
+
+
+def _parse(text: str) -> Optional[int]:
+    """A signal named in the environment: a number, SIGRTMIN+n, SIGRTMAX-n, or off."""
+    text = text.strip().upper()
+    if text in ("", "0", "OFF", "NONE", "POLL"):
+        return None
+    if text.isdigit():
+        return int(text)
+    for name, sign in (("SIGRTMIN+", 1), ("SIGRTMAX-", -1)):
+        if text.startswith(name) and text[len(name) :].isdigit() and _RT:
+            base = signal.SIGRTMIN if sign > 0 else signal.SIGRTMAX
+            return int(base) + sign * int(text[len(name) :])
+    if text in ("SIGRTMIN", "SIGRTMAX") and _RT:
+        return int(getattr(signal, text))
+    raise ValueError(f"{ENV}={text!r}: give a real-time signal (60, SIGRTMAX-4, SIGRTMIN+3) or 'off'")
+
+
+def _check_signal(signum: object) -> Optional[int]:
+    if signum is None:
+        return None
+    if isinstance(signum, bool) or not isinstance(signum, int):
+        raise TypeError(f"signum must be a signal number or None, not {type(signum).__name__}")
+    if not _RT:
+        raise ValueError("this platform has no real-time signals: timed calls poll")
+    low, high = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+    if not low <= signum <= high:
+        raise ValueError(f"signum must be a real-time signal, {low}..{high} (SIGRTMIN..SIGRTMAX), not {signum}")
+    return int(signum)
+
+
+def set_timer_signal(signum: Optional[int]) -> None:
+    """Choose the real-time signal that ends timed waits in the kernel, or None to poll instead.
+
+    The signal gets a handler that does nothing, installed the first time a
+    timed call waits; a signal with a handler of the application's is never
+    taken (timed calls then poll). A handler installed on a signal used
+    before stays: a thread's timer may still be armed with it.
+
+    Args:
+        signum: SIGRTMIN..SIGRTMAX, or None. The default is SIGRTMAX-4, or
+            what the environment variable SYSVMQ_TIMER_SIGNAL names at import.
+
+    Raises:
+        ValueError: not a real-time signal, or the platform has none.
+        TypeError: not an int or None.
+    """
+    chosen = _check_signal(signum)
+    _timer.signal, _timer.ready, _timer.refused = chosen, False, False
+    if chosen is None:
+        lib.sysvmq_timer_use(0)
+
+
+def timer_signal() -> Optional[int]:
+    """The signal timed waits use (or will use once one waits), None if they poll."""
+    return _timer.signal if timed_wait() == "timer" else None
+
+
+def timed_wait() -> str:
+    """How timed calls wait: ``"timer"`` (in the kernel, until a POSIX timer's signal) or ``"poll"``."""
+    if _timer.ready:
+        return "timer"
+    if _timer.signal is None or _timer.refused or not _RT:
+        return "poll"
+    handler = signal.getsignal(_timer.signal)
+    return "timer" if handler in (signal.SIG_DFL, None) else "poll"
+
+
+def _start_timer() -> bool:
+    """Install the handler on first use; False if timed calls must poll."""
+    if _timer.ready:
+        return True
+    if _timer.signal is None or _timer.refused:
+        return False
+    rc = lib.sysvmq_timer_use(_timer.signal)
+    if rc == 0:
+        _timer.ready = True
+    else:
+        _timer.refused = True  # another handler, or no timers here: poll
+    return _timer.ready
+
+
+def _read_environment() -> None:
+    text = os.environ.get(ENV)
+    try:
+        chosen = default_timer_signal() if text is None else _check_signal(_parse(text))
+    except (TypeError, ValueError) as exc:
+        warnings.warn(f"sysvmq: {exc}; timed calls will poll", RuntimeWarning, stacklevel=2)
+        chosen = None
+    _timer.signal = chosen
+
+
+_read_environment()
 
 
 def deadline_of(timeout: Optional[float]) -> Optional[float]:
@@ -67,29 +195,52 @@ def finish(
         its time is up, anything else as the kernel said.
     """
     c = call.c
+    timed_out = errno.EAGAIN if c.op == _SEND else errno.ENOMSG
     delay = POLL_FIRST
+    timer = deadline is not None and _start_timer()
     while True:
         if err in _WOULD_WAIT:
             if before_waiting is not None:
                 before_waiting()
             if nowait:
                 return err
-            if deadline is not None:
-                left = deadline - _monotonic()
-                if left <= 0:
-                    return err
-                # time.sleep retries on EINTR itself and lets a raising handler through.
-                _sleep(delay if delay < left else left)
-                delay = min(delay * 2, POLL_MAX)
-                if _again(c, 1) >= 0:
-                    return 0
-                err = c.err
-                continue
         elif err != _EINTR:
             return err
-        elif deadline is not None and deadline <= _monotonic():
-            return errno.EAGAIN if c.op == lib.SYSVMQ_SEND else errno.ENOMSG
-        # Block in the kernel (again, after EINTR: the handlers have run).
-        if _again(c, 0 if deadline is None else 1) >= 0:
+        # EINTR: a handler has run and returned (one that raises ends the call); go on.
+        if deadline is None:
+            if _again(c, 0) >= 0:
+                return 0
+            err = c.err
+            continue
+        left = deadline - _monotonic()
+        if left <= 0:
+            return timed_out
+        if timer:
+            rc = _again_until(c, math.ceil(deadline * 1e9))
+            if rc >= 0:
+                return 0
+            if rc == -2:
+                timer = False  # this thread can have no timer (timer_create failed): poll
+                continue
+            err = c.err
+            if err == _EINTR and _monotonic() >= deadline and not lib.sysvmq_timer_intact():
+                timer = _lose_timer()  # the application took the signal since: its handler ran
+            continue
+        # Polling. time.sleep retries on EINTR itself and lets a raising handler through.
+        _sleep(delay if delay < left else left)
+        delay = min(delay * 2, POLL_MAX)
+        if _again(c, 1) >= 0:
             return 0
         err = c.err
+
+
+def _lose_timer() -> bool:
+    """Another handler replaced sysvmq's on the timer signal: poll from now on, and say so once."""
+    _timer.ready, _timer.refused = False, True
+    warnings.warn(
+        f"sysvmq: signal {_timer.signal} got another handler; timed calls poll from now on "
+        f"(choose another with sysvmq.set_timer_signal or {ENV})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return False

@@ -89,6 +89,8 @@ def test_send_many_count_includes_what_the_waiting_crossing_queued(queue: SysVMQ
 
 SENDS: Dict[str, Callable[[SysVMQ, List[bytes]], Optional[int]]] = {
     "send": lambda q, ms: q.send(ms[0]),
+    "send(timeout)": lambda q, ms: q.send(ms[0], timeout=30),
+    "send_many(timeout)": lambda q, ms: q.send_many(ms, timeout=30),
     "send_many": lambda q, ms: q.send_many(ms),
 }
 
@@ -119,7 +121,7 @@ def test_a_handler_that_raises_after_the_send_counts_what_was_queued(queue: SysV
             count = returned
         t.join(10)
     assert ran and freed == [b"f" * 1000]
-    sent = messages[:1] if call != "send_many" else messages
+    sent = messages if call.startswith("send_many") else messages[:1]
     assert queued(queue) == sent[:count]
     assert count == len(sent)  # the kernel queued them all before the handler ran
 
@@ -141,19 +143,22 @@ def test_a_handler_that_raises_while_the_send_waits_queues_nothing(queue: SysVMQ
 # -- receives ---------------------------------------------------------------------
 
 
-def _into(q: SysVMQ) -> List[bytes]:
+def _into(q: SysVMQ, **wait: Any) -> List[bytes]:
     buf = bytearray(64)
-    n, _ = q.receive_into(buf)
+    n, _ = q.receive_into(buf, **wait)
     return [bytes(buf[:n])]
 
 
 RECEIVES: Dict[str, Callable[[SysVMQ], List[bytes]]] = {
     "receive": lambda q: [q.receive()],
     "receive(type)": lambda q: [q.receive(7)],
+    "receive(timeout)": lambda q: [q.receive(timeout=30)],
+    "receive_into(timeout)": lambda q: _into(q, timeout=30),
     "receive_message": lambda q: [q.receive_message().data],
     "receive_into": _into,
     "receive_many": lambda q: q.receive_many(100),
     "receive_many_messages": lambda q: [m.data for m in q.receive_many_messages(100)],
+    "receive_many(timeout)": lambda q: q.receive_many(100, timeout=30),
 }
 
 
