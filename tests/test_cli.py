@@ -11,7 +11,7 @@ import time
 from typing import Any, List, Optional
 
 import pytest
-from support import CREATED, ipcs_queues, register, remove, wait_blocked
+from support import CREATED, ipcs_rows, register, remove, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -191,10 +191,15 @@ def test_path_queue_is_keyed_with_ftok(tmp_path: pathlib.Path) -> None:
 def test_ls_agrees_with_ipcs(make_queue) -> None:  # type: ignore[no-untyped-def]
     a = make_queue(mode=0o640)
     a.send(b"abc")
-    make_queue()
+    b = make_queue()
+    mine = {a.id, b.id}  # other programs' queues may come and go meanwhile: compare ours only
     listed = json.loads(ok("ls", "--json"))
-    ours = {q["id"]: (int(q["key"], 16), q["owner"], int(q["mode"], 8), q["bytes"], q["messages"]) for q in listed}
-    assert ours == ipcs_queues()
+    ours = {
+        q["id"]: (int(q["key"], 16), q["owner"], int(q["mode"], 8), q["bytes"], q["messages"])
+        for q in listed
+        if q["id"] in mine
+    }
+    assert ours == ipcs_rows(mine)
     assert ours[a.id] == (0, "root" if os.geteuid() == 0 else ours[a.id][1], 0o640, 3, 1)
     table = ok("ls").splitlines()
     assert table[0].split()[:4] == ["KEY", "ID", "OWNER", "MODE"]
