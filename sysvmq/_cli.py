@@ -7,8 +7,12 @@ and leaves the queue as it was.
 
 import argparse
 import base64
+import contextlib
+import errno
 import json
+import os
 import pwd
+import select
 import signal
 import sys
 import time
@@ -16,10 +20,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from . import __version__, _bench, _demo
 from ._errors import QueueEmpty, QueueExists, QueueFull, QueueNotFound, QueuePermissionError, QueueRemoved
+from ._procs import Stopped, WorkerFailed
 from ._queue import SysVMQ, ftok, limits, queues, usage
 from ._stats import Message, QueueStats
 
 EXIT_OTHER, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_PERMISSION, EXIT_EMPTY_OR_FULL, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
+EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141, as a process killed by SIGPIPE
 
 EPILOG = """\
 QUEUE is a key (0xDEADC0DE or decimal), id:N for a queue id as `ipcs -q`
@@ -40,6 +46,83 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = EXIT_OTHER) -> None:
         super().__init__(message)
         self.status = status
+
+
+class OutputError(CommandError):
+    """Standard output cannot take what the command prints."""
+
+    def __init__(self, reason: str, err: Optional[int]) -> None:
+        super().__init__(reason, EXIT_READER_GONE if err == errno.EPIPE else EXIT_OTHER)
+        self.reason = reason
+        self.err = err
+
+
+# -- standard output, as bytes ---------------------------------------------------
+
+
+class Output:
+    """Standard output, written as bytes straight to its file descriptor.
+
+    Nothing is encoded (PYTHONIOENCODING cannot make a write fail) and nothing
+    waits in a buffer: once ``write`` returns, the bytes have left the process.
+    ``check`` says, before a command takes something it would have to print,
+    whether the output can still take it.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.fd: Optional[int] = None
+        if stream is not None:  # None when the command started with its standard output closed
+            try:
+                stream.flush()
+                self.fd = stream.fileno()
+            except (OSError, ValueError, AttributeError):
+                self.fd = None
+
+    def _reader_gone(self) -> bool:
+        assert self.fd is not None
+        poller = select.poll()
+        poller.register(self.fd, 0)  # POLLERR, POLLHUP and POLLNVAL are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+    def check(self) -> None:
+        """Raise OutputError if the output is closed, its reader has gone, or it refuses writes."""
+        if self.fd is None:
+            raise OutputError("standard output is closed", errno.EBADF)
+        try:
+            if self._reader_gone():
+                raise OutputError("standard output's reader has gone", errno.EPIPE)
+            os.write(self.fd, b"")  # /dev/full and its kind refuse even this; a closed descriptor, EBADF
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def write(self, data: bytes) -> None:
+        if self.fd is None:
+            raise OutputError("standard output is closed", errno.EBADF)
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[os.write(self.fd, view) :]
+                except BlockingIOError:  # an O_NONBLOCK descriptor shared with another process
+                    select.select([], [self.fd], [])
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def text(self, text: str) -> None:
+        self.write(text.encode("utf-8", "backslashreplace"))
+
+    @staticmethod
+    def _error(exc: OSError) -> OutputError:
+        if exc.errno == errno.EPIPE:
+            return OutputError("standard output's reader has gone", exc.errno)
+        return OutputError(f"cannot write to standard output ({exc.strerror})", exc.errno)
+
+
+def _stderr(line: str) -> None:
+    """One line on standard error, as bytes: an error report must not fail for want of an encoding."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8", "backslashreplace")
+    with contextlib.suppress(OSError):
+        os.write(2, data)
 
 
 # -- naming queues --------------------------------------------------------------
@@ -263,8 +346,25 @@ def cmd_limits(args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"\nin use now: {use.queues} queues, {use.messages} messages, {use.bytes} bytes\n")
 
 
+def _message_size(size: int) -> None:
+    """A --size the kernel takes: at most kernel.msgmax, and no more than a new queue holds."""
+    lim = limits()
+    if size > lim.msgmax:
+        raise CommandError(
+            f"argument --size: {size} bytes is more than kernel.msgmax ({lim.msgmax}), the longest message", EXIT_USAGE
+        )
+    if size > lim.msgmnb:
+        raise CommandError(
+            f"argument --size: {size} bytes is more than a new queue holds (kernel.msgmnb, {lim.msgmnb})", EXIT_USAGE
+        )
+
+
 def cmd_bench(args: argparse.Namespace, out: TextIO) -> None:
-    progress = sys.stderr if sys.stderr.isatty() else None
+    _message_size(max(args.size, _bench.STAMP.size))
+    output = Output(out)
+    output.check()
+    progress = sys.stderr if sys.stderr is not None and sys.stderr.isatty() else None
+    note = (lambda text: _stderr(f"sysvmq bench: {text}")) if args.verbose else None
     result = _bench.run(
         size=args.size,
         messages=args.messages,
@@ -272,12 +372,16 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> None:
         consumers=args.consumers,
         rate=args.rate,
         progress=progress,
+        note=note,
     )
-    out.write((json.dumps(result, indent=2) if args.json else _bench.describe(result)) + "\n")
+    output.text((json.dumps(result, indent=2) if args.json else _bench.describe(result)) + "\n")
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
-    _demo.run(out, messages=args.messages, size=args.size)
+    _message_size(args.size)
+    output = Output(out)  # bytes straight to the descriptor: a reader that goes is seen at once
+    output.check()
+    _demo.run(output.text, messages=args.messages, size=args.size)
 
 
 # -- the parser ----------------------------------------------------------------
@@ -383,6 +487,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--producers", type=_positive, default=1, help="sending processes (default 1)")
     c.add_argument("--consumers", type=_positive, default=1, help="receiving processes (default 1)")
     c.add_argument("--rate", type=_positive, help="messages/s for latency (default: a tenth of the throughput)")
+    c.add_argument(
+        "-v", "--verbose", action="store_true", help="say on standard error which queue it made, and that it removed it"
+    )
     json_arg(c)
 
     c = command("demo", "two processes exchange messages through a private queue, with figures", cmd_demo)
@@ -408,15 +515,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args, sys.stdout)
+    except Stopped as exc:
+        return 128 + exc.signum
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except (OSError, ValueError, TypeError, CommandError) as exc:
-        text = str(exc)
-        if text.startswith("[Errno"):
-            text = text.split("] ", 1)[-1]  # the message names the queue and the cause already
-        print(f"sysvmq {args.command}: {text}", file=sys.stderr)
+    except (OSError, ValueError, TypeError, CommandError, WorkerFailed) as exc:
+        if isinstance(exc, OutputError) and exc.err == errno.EPIPE and args.command in ("bench", "demo"):
+            return exc.status  # the reader went (| head): as SIGPIPE would, quietly, once cleaned up
+        text = _reason(exc)
+        cleanup = getattr(exc, "cleanup_error", None)
+        if cleanup is not None:
+            text += f" (and then cleaning up failed: {_reason(cleanup)})"
+        _stderr(f"sysvmq {args.command}: {text}")
         return _status(exc)
     return 0
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, OSError) and text.startswith("[Errno"):
+        text = text.split("] ", 1)[-1]  # the message names the queue and the cause already
+    return text
 
 
 def run() -> None:

@@ -4,14 +4,14 @@ import base64
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
-import time
 from typing import Any, List, Optional
 
 import pytest
-from support import CREATED, ipcs_rows, register, remove, wait_blocked
+from support import CREATED, exists, ipcs_rows, register, remove, session_processes, wait_blocked, wait_until
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -248,21 +248,183 @@ def test_ctrl_c_on_a_blocked_recv_exits_130_and_leaves_the_queue(queue: SysVMQ) 
     assert queue.stats().count == 1
 
 
+# -- bench and demo leak nothing, whatever ends them --------------------------------------
+
+
+def start(*args: str, **kw: Any) -> "subprocess.Popen[bytes]":
+    """The command in a session of its own: its sid is its pid, and a signal to its group reaches its workers."""
+    return subprocess.Popen(
+        [str(COMMAND), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **kw
+    )
+
+
+def bench_queue(bench: "subprocess.Popen[bytes]") -> int:
+    """The queue bench -v says it made (registered at once), once its producers are sending."""
+    assert bench.stderr is not None
+    line = bench.stderr.readline().decode()
+    found = re.fullmatch(r"sysvmq bench: private queue (\d+)\n", line)
+    assert found, line
+    msqid = int(found.group(1))
+    CREATED.add(msqid)
+    wait_until(lambda: not exists(msqid) or SysVMQ.attach(msqid).stats().last_send_pid != 0, "bench sends")
+    return msqid
+
+
+def ends_clean(proc: "subprocess.Popen[bytes]", msqid: int) -> "tuple[bytes, bytes]":
+    """Wait for the command; then no process of its session is left, and its queue is gone."""
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    wait_until(lambda: not session_processes(proc.pid), "every process of the command ended")
+    assert not exists(msqid)
+    assert b"Traceback" not in err
+    return out, err
+
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE]
+
+
+@pytest.mark.parametrize("to", ["process", "group"])
+@pytest.mark.parametrize("signum", SIGNALS, ids=[s.name for s in SIGNALS])
+def test_a_signal_ends_bench_and_removes_its_queue(signum: int, to: str) -> None:
+    bench = start("bench", "-v", "--messages", "100000000")
+    msqid = bench_queue(bench)
+    if to == "group":  # as Ctrl-C in a terminal, and timeout(1), do
+        os.killpg(bench.pid, signum)
+    else:  # as kill(1) does: the workers hear nothing
+        bench.send_signal(signum)
+    _, err = ends_clean(bench, msqid)
+    assert bench.returncode == 128 + signum, err
+    assert err.decode().splitlines()[-1] == f"sysvmq bench: removed queue {msqid}"
+
+
+def test_ctrl_c_on_bench_exits_130_and_removes_its_queue() -> None:
+    bench = start("bench", "-v", "--messages", "100000000")
+    msqid = bench_queue(bench)
+    os.killpg(bench.pid, signal.SIGINT)
+    ends_clean(bench, msqid)
+    assert bench.returncode == 130
+
+
+def test_bench_killed_outright_leaves_nothing() -> None:
+    bench = start("bench", "-v", "--messages", "100000000")
+    msqid = bench_queue(bench)
+    bench.kill()  # SIGKILL: no cleanup of its own; its workers die with it and remove the queue
+    ends_clean(bench, msqid)
+
+
+def children(pid: int) -> List[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_worker_that_dies_ends_bench_with_one_line(signum: int) -> None:
+    bench = start("bench", "-v", "--messages", "100000000")
+    msqid = bench_queue(bench)
+    os.kill(children(bench.pid)[0], signum)
+    _, err = ends_clean(bench, msqid)
+    assert bench.returncode == 1
+    said = [line for line in err.decode().splitlines() if not re.search(r"(private|removed) queue \d+$", line)]
+    assert len(said) == 1 and f"was killed by {signal.Signals(signum).name}" in said[0], said
+
+
+def test_bench_reports_a_failure_as_itself_not_as_its_cleanup() -> None:
+    bench = start("bench", "-v", "--messages", "100000000")
+    msqid = bench_queue(bench)
+    SysVMQ.attach(msqid).destroy()  # bench's own queue (it said so), removed under it
+    _, err = ends_clean(bench, msqid)
+    assert bench.returncode != 0
+    said = [line for line in err.decode().splitlines() if not line.startswith("sysvmq bench: private queue")]
+    assert len(said) == 1, said  # the failure, and not "removed queue": bench did not remove it
+    assert re.search(r"no longer exists|Identifier removed", said[0]) and "IPC_RMID" not in said[0], said
+
+
+def demo_queue(demo: "subprocess.Popen[bytes]") -> int:
+    assert demo.stdout is not None
+    line = demo.stdout.readline().decode()
+    found = re.match(r"created private queue id (\d+);", line)
+    assert found, line
+    CREATED.add(int(found.group(1)))
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=[s.name for s in SIGNALS])
+def test_a_signal_ends_demo_and_removes_its_queue(signum: int) -> None:
+    demo = start("demo", "--messages", "100000000")
+    msqid = demo_queue(demo)
+    assert demo.stdout is not None
+    while True:  # until the worker is up and the queue busy
+        line = demo.stdout.readline()
+        assert line, "demo ended early"
+        if b"one-way stream" in line:
+            break
+    os.killpg(demo.pid, signum)
+    _, err = ends_clean(demo, msqid)
+    assert demo.returncode == 128 + signum
+    assert err == b""  # no worker traceback
+
+
+def test_ctrl_c_while_demo_starts_its_worker_prints_nothing() -> None:
+    demo = start("demo", "--messages", "1000")
+    msqid = demo_queue(demo)  # the worker starts just after this line
+    os.killpg(demo.pid, signal.SIGINT)
+    _, err = ends_clean(demo, msqid)
+    assert demo.returncode in (0, 130)  # 0 if it had finished already
+    assert err == b""
+
+
+def test_demo_into_head_leaves_nothing() -> None:
+    script = '"$0" demo --messages 100000000 | head -1; echo "demo exited ${PIPESTATUS[0]}" >&2'
+    proc = subprocess.Popen(
+        ["bash", "-c", script, str(COMMAND)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    out, err = proc.communicate(timeout=60)
+    msqid = int(re.match(rb"created private queue id (\d+);", out).group(1))  # type: ignore[union-attr]
+    CREATED.add(msqid)
+    assert err == b"demo exited 141\n"
+    wait_until(lambda: not session_processes(proc.pid), "every process of the pipeline ended")
+    assert not exists(msqid)
+
+
 def test_bench_json() -> None:
-    before = {st.id for st in sysvmq.queues()}
-    doc = json.loads(ok("bench", "--messages", "3000", "--size", "4", "--producers", "2", "--consumers", "2", "--json"))
+    bench = start("bench", "-v", "--messages", "3000", "--size", "4", "--producers", "2", "--consumers", "2", "--json")
+    assert bench.stderr is not None
+    msqid = int(bench.stderr.readline().split()[-1])
+    CREATED.add(msqid)
+    out, _ = ends_clean(bench, msqid)
+    assert bench.returncode == 0
+    doc = json.loads(out)
     assert doc["throughput"]["messages"] == 3000
     assert doc["throughput"]["messages_per_second"] > 0
     lat = doc["latency"]
     assert lat["message_bytes"] == 8  # padded to carry the timestamp
     assert 0 < lat["p50_us"] <= lat["p99_us"] <= lat["p999_us"] <= lat["max_us"]
-    assert {st.id for st in sysvmq.queues()} <= before  # its queue is gone
 
 
 def test_bench_text_reads_well() -> None:
     out = ok("bench", "--messages", "2000", "--rate", "2000")
     assert "messages/s" in out and "median" in out and "p99" in out
     assert "2,000/s" in out
+
+
+def test_bench_of_one_message_speaks_of_one_and_measures_one() -> None:
+    out = ok("bench", "--messages", "1")
+    assert "  1 message in" in out and not re.search(r"(?<![\d,])1 messages", out), out
+    assert re.search(r"latency +1 message sent", out), out
+    doc = json.loads(ok("bench", "--messages", "1", "--json"))
+    assert (doc["throughput"]["messages"], doc["latency"]["messages"]) == (1, 1)
+
+
+def test_bench_above_its_throughput_does_not_claim_an_empty_queue() -> None:
+    out = ok("bench", "--messages", "2000", "--rate", str(2**31 - 1))
+    assert "nearly empty" not in out
+    assert "above the measured throughput" in out
 
 
 def test_demo_runs_from_the_command() -> None:
@@ -301,22 +463,7 @@ def test_bench_shows_progress_only_on_a_terminal() -> None:
     assert piped.returncode == 0 and piped.stderr == b""  # no progress when stderr is not a terminal
 
 
-def test_ctrl_c_on_bench_exits_130_and_removes_its_queue() -> None:
-    before = {st.id for st in sysvmq.queues()}
-    bench = subprocess.Popen(
-        [str(COMMAND), "bench", "--messages", "100000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not any(st.id not in before and st.last_send_pid for st in sysvmq.queues()):
-            assert time.monotonic() < deadline, "bench never started sending"
-            time.sleep(0.01)
-        ours = {st.id for st in sysvmq.queues()} - before
-        CREATED.update(ours)
-        bench.send_signal(signal.SIGINT)
-        _, err = bench.communicate(timeout=30)
-    finally:
-        bench.kill()
-    assert bench.returncode == 130
-    assert b"Traceback" not in err
-    assert not ours & {st.id for st in sysvmq.queues()}
+def test_bench_size_above_msgmax_is_one_line() -> None:
+    limit = sysvmq.limits().msgmax
+    err = fails(2, "bench", "--size", str(limit + 1))
+    assert "--size" in err and f"kernel.msgmax ({limit})" in err
