@@ -1,12 +1,17 @@
-"""``python -m sysvmq demo``: two processes talk through a private queue, with figures."""
+"""``python -m sysvmq demo``: two processes talk through a private queue, with figures.
+
+Whatever ends it (Ctrl-C, SIGTERM, SIGHUP, a reader of its output that goes
+away, a worker that dies), the worker is ended and the queue removed (see _procs).
+"""
 
 import multiprocessing
 import os
 import statistics
 import time
-from typing import List, TextIO
+from typing import Callable, List
 
-from ._queue import SysVMQ
+from . import SysVMQ
+from ._procs import Signals, Workers, private_queue
 
 # One queue carries both directions; message types keep them apart. The worker
 # takes the lowest type <= WORKER_TYPES first (type=-WORKER_TYPES), so a STOP
@@ -14,7 +19,6 @@ from ._queue import SysVMQ
 REQUEST, DATA, STOP = 1, 2, 3
 WORKER_TYPES = 8
 REPLY = 9
-WAIT = 30.0  # seconds: a parent never blocks for ever on a worker that died
 
 
 def _worker(q: SysVMQ) -> None:
@@ -31,19 +35,23 @@ def _worker(q: SysVMQ) -> None:
             return
 
 
-def run(out: TextIO, messages: int = 100_000, size: int = 64, pings: int = 5_000) -> None:
-    """Create a private queue, start a worker process, exchange messages both ways, report, remove."""
-    q = SysVMQ.private()
+def run(say: Callable[[str], None], messages: int = 100_000, size: int = 64, pings: int = 5_000) -> None:
+    """Create a private queue, start a worker process, exchange messages both ways, report, remove.
+
+    The parent's waits need no timeout: a worker that dies interrupts them (WorkerFailed).
+
+    Raises:
+        Stopped: SIGINT, SIGTERM or SIGHUP (the worker is ended, the queue removed).
+        WorkerFailed: the worker died or failed.
+    """
     ctx = multiprocessing.get_context("spawn")  # the handle travels pickled, as under any start method
-    worker = ctx.Process(target=_worker, args=(q,), daemon=True)
-    say = out.write
-    say(f"created private queue id {q.id}; starting a worker process\n")
-    worker.start()
-    try:
+    with Signals() as signals, private_queue(signals) as q, Workers(ctx, q, signals) as workers:
+        say(f"created private queue id {q.id}; starting a worker process\n")
+        worker = workers.start("worker", _worker)
         say(f"\n1. requests (type {REQUEST}) from pid {os.getpid()}, replies (type {REPLY}) from the worker:\n")
         for n in range(1, 4):
             q.send(f"ping {n}", REQUEST)
-            say(f"   {q.receive(REPLY, timeout=WAIT).decode()}\n")
+            say(f"   {q.receive(REPLY).decode()}\n")
 
         say(f"\n2. one-way stream: {messages:,} messages of {size} bytes (type {DATA})\n")
         payload = os.urandom(size)
@@ -51,37 +59,32 @@ def run(out: TextIO, messages: int = 100_000, size: int = 64, pings: int = 5_000
         for _ in range(messages):
             q.send(payload, DATA)
         q.send(b"", STOP)
-        got, nbytes = map(int, q.receive(REPLY, timeout=WAIT).split())
+        got, nbytes = map(int, q.receive(REPLY).split())
         elapsed = time.perf_counter() - start
+        worker.receive()
         say(f"   the worker received {got:,} messages, {nbytes:,} bytes, in {elapsed:.3f} s\n")
         say(f"   {got / elapsed:,.0f} messages/s, {nbytes / elapsed / 1e6:.1f} MB/s\n")
 
-        worker.join(WAIT)
-        worker = ctx.Process(target=_worker, args=(q,), daemon=True)
-        worker.start()
+        worker = workers.start("worker", _worker)
         q.send(b"warm-up", REQUEST)
-        q.receive(REPLY, timeout=WAIT)
+        q.receive(REPLY)
         say(f"\n3. round trips: {pings:,} request/reply pairs\n")
         times: List[float] = []
         for _ in range(pings):
             t0 = time.perf_counter()
             q.send(b"x", REQUEST)
-            q.receive(REPLY, timeout=WAIT)
+            q.receive(REPLY)
             times.append(time.perf_counter() - t0)
         times.sort()
         p99 = times[int(len(times) * 0.99)]
         say(f"   median {statistics.median(times) * 1e6:.1f} us, p99 {p99 * 1e6:.1f} us per round trip\n")
         q.send(b"", STOP)
-        q.receive(REPLY, timeout=WAIT)
+        q.receive(REPLY)
+        worker.receive()
 
         st = q.stats()
         say(
             f"\nqueue {st.id} now: {st.count} messages, {st.size} bytes queued (max {st.max_size}); "
             f"last send by pid {st.last_send_pid}, last receive by pid {st.last_receive_pid}\n"
         )
-    finally:
-        q.destroy()
-        worker.join(WAIT)
-        if worker.is_alive():
-            worker.kill()
     say(f"removed queue {q.id}\n")

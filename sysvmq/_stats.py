@@ -4,7 +4,7 @@ These are plain values. The C structs arrive here already filled by
 ``msgctl(2)`` in ``_queue``; nothing in this module calls into C.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple, Optional
 
 __all__ = [
@@ -50,6 +50,14 @@ class QueueStats:
     cuid: int
     cgid: int
     mode: int
+
+    def __repr__(self) -> str:
+        # Permission bits read as chmod writes them: mode=0o600, not mode=384.
+        shown = (
+            f"{f.name}={getattr(self, f.name):#o}" if f.name == "mode" else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"QueueStats({', '.join(shown)})"
 
 
 @dataclass(frozen=True)

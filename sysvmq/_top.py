@@ -247,7 +247,7 @@ def cmd_top(args: argparse.Namespace, out: TextIO) -> None:
     # because _cli imports this module.
     from ._cli import resolve
 
-    top = Top([resolve(spec, args.proj) for spec in args.queues])
+    top = Top([resolve(name, args.proj) for name in args.queues])
     if out.isatty() and not args.json:
         _on_terminal(top, args.interval, args.count, out)
     else:
@@ -269,8 +269,12 @@ def _count(text: str) -> int:
 
 
 def top_arguments(c: argparse.ArgumentParser) -> None:
-    c.add_argument("queues", nargs="*", metavar="QUEUE", help="show only these (a key, id:N, or a path); default all")
-    c.add_argument("--proj", type=lambda t: int(t, 0), default=1, help="ftok project id for a path QUEUE (default 1)")
+    from ._cli import _proj, _queue  # the command line's grammar of QUEUE; _cli imports this module
+
+    c.add_argument(
+        "queues", nargs="*", type=_queue, metavar="QUEUE", help="show only these (a key, id:N, or a path); default all"
+    )
+    c.add_argument("--proj", type=_proj, default=1, help="ftok project id for a path QUEUE (default 1)")
     c.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between refreshes (1)")
     c.add_argument("--count", type=_count, metavar="N", help="stop after N refreshes (default: until q or Ctrl-C)")
     c.add_argument("--json", action="store_true", help="one JSON object a refresh, a line each, even on a terminal")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Callable, Dict, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -91,3 +91,32 @@ def ipcs_queues() -> Dict[int, Tuple[int, str, int, int, int]]:
             key, msqid, owner, perms, used, messages = fields
             rows[int(msqid)] = (int(key, 16), owner, int(perms, 8), int(used), int(messages))
     return rows
+
+
+def ipcs_rows(ids: Set[int]) -> Dict[int, Tuple[int, str, int, int, int]]:
+    """``ipcs -q``'s rows for these queue ids only: other programs' queues are not the test's to compare."""
+    return {msqid: row for msqid, row in ipcs_queues().items() if msqid in ids}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.005)
+
+
+def session_processes(sid: int) -> List[int]:
+    """The pids of the processes in session ``sid`` (a command started with start_new_session=True has sid == pid)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[3]) == sid:
+            found.append(int(entry))
+    return found

@@ -55,7 +55,7 @@ def test_every_series_of_our_queues_is_what_stats_says(make_queue: Callable[...,
 def test_a_key_is_labelled_in_hex(free_key: int) -> None:
     from support import register
 
-    q = register(SysVMQ.create(free_key))
+    q = register(SysVMQ.create(free_key, exclusive=True))
     samples, _ = parse_text(ok("metrics"))
     (labels,) = series_of(samples, "sysvmq_queue_messages", q.id)
     assert dict(labels)["key"] == f"{free_key:#010x}"
@@ -113,7 +113,7 @@ def test_a_queue_we_may_not_read_is_still_listed(make_queue: Callable[..., SysVM
     code = """
         import io, json, os, sys
         import sysvmq
-        from sysvmq import _cli
+        from sysvmq import _cli, _metrics
 
         args = _cli.parser().parse_args(["metrics"])
         os.setgroups([])
@@ -125,7 +125,7 @@ def test_a_queue_we_may_not_read_is_still_listed(make_queue: Callable[..., SysVM
         except sysvmq.QueuePermissionError:
             denied = True
         out = io.StringIO()
-        args.func(args, out)
+        _metrics.cmd_metrics(args, out)
         print(json.dumps({"uid": os.getuid(), "groups": os.getgroups(), "denied": denied, "text": out.getvalue()}))
     """
     child = json.loads(run_python(code, str(q.id)).stdout)

@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 import pickle
+import random
 
 import pytest
 from support import CREATED, register, remove
@@ -12,7 +13,7 @@ from sysvmq import SysVMQ
 
 
 def test_seed_readme_example(free_key: int) -> None:
-    mq = register(SysVMQ(free_key, 1024, sysvmq.IPC_CREAT | 0o666))
+    mq = register(SysVMQ(free_key, 1024, sysvmq.IPC_CREAT | sysvmq.IPC_EXCL | 0o666))
     try:
         mq.send("Hellø Wårld!")
         assert mq.stats().count == 1
@@ -24,14 +25,15 @@ def test_seed_readme_example(free_key: int) -> None:
 
 
 def test_key_and_its_negative_twin_name_one_queue() -> None:
-    key = 0xDEADC0DE
-    assert key - 2**32 == -559038242
-    a = register(SysVMQ.create(key))
+    # A key of our own with the top bit set, created exclusively: never another program's queue.
+    taken = {st.key for st in sysvmq.queues()}
+    key = next(k for k in random.sample(range(0xDE000000, 0xDEFFFFFF), 64) if k not in taken)
+    a = register(SysVMQ.create(key, exclusive=True))
     try:
-        b = SysVMQ(-559038242)
+        b = SysVMQ(key - 2**32)
         assert b.id == a.id
-        assert a.key == b.key == 0xDEADC0DE
-        assert a.stats().key == 0xDEADC0DE
+        assert a.key == b.key == key
+        assert a.stats().key == key
     finally:
         remove(a)
 
@@ -54,12 +56,12 @@ def test_unknown_msgget_flag_bits_are_value_error() -> None:
 
 
 def test_ipc_creat_without_permission_bits_creates_0600(free_key: int) -> None:
-    q = register(SysVMQ(free_key, flags=sysvmq.IPC_CREAT))
+    q = register(SysVMQ(free_key, flags=sysvmq.IPC_CREAT | sysvmq.IPC_EXCL))
     assert q.stats().mode == 0o600
 
 
 def test_flags_permission_bits_set_the_mode(free_key: int) -> None:
-    q = register(SysVMQ(free_key, flags=sysvmq.IPC_CREAT | 0o640))
+    q = register(SysVMQ(free_key, flags=sysvmq.IPC_CREAT | sysvmq.IPC_EXCL | 0o640))
     assert q.stats().mode == 0o640
 
 
@@ -77,7 +79,7 @@ def test_open_private_is_value_error() -> None:
 
 
 def test_create_then_open_and_exclusive(free_key: int) -> None:
-    q = register(SysVMQ.create(free_key, mode=0o660))
+    q = register(SysVMQ.create(free_key, mode=0o660, exclusive=True))
     assert SysVMQ.create(free_key).id == q.id
     assert SysVMQ.open(free_key).id == q.id
     with pytest.raises(sysvmq.QueueExists) as info:

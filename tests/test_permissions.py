@@ -62,7 +62,7 @@ def _as_nobody(q: SysVMQ) -> Dict[str, object]:
 def keyed(free_key: int) -> SysVMQ:
     from support import register
 
-    return register(SysVMQ.create(free_key, mode=0o600))
+    return register(SysVMQ.create(free_key, mode=0o600, exclusive=True))
 
 
 def test_another_user_opens_but_may_not_use(keyed: SysVMQ) -> None:

@@ -138,12 +138,12 @@ def test_queues_made_and_removed_come_and_go(top_json: Callable[..., Lines]) -> 
 def test_a_queue_named_by_key_is_followed_through_its_re_creation(
     top_json: Callable[..., Lines], free_key: int
 ) -> None:
-    first = register(SysVMQ.create(free_key))
+    first = register(SysVMQ.create(free_key, exclusive=True))
     top = top_json(f"{free_key:#x}", "--interval", "0.1")
     assert list(top.snapshot()) == [first.id]
     first.destroy()
     wait_for("the removed queue to go", lambda: True if not top.snapshot() else None, every=0)
-    second = register(SysVMQ.create(free_key))
+    second = register(SysVMQ.create(free_key, exclusive=True))
     assert second.id != first.id
     wait_for("the new queue with that key", lambda: True if list(top.snapshot()) == [second.id] else None, every=0)
 
@@ -178,7 +178,7 @@ def _parse_blocks(text: str) -> List[Dict[int, List[str]]]:
 
 
 def test_lines_read_back_with_split(make_queue: Callable[..., SysVMQ], free_key: int) -> None:
-    keyed = register(SysVMQ.create(free_key))
+    keyed = register(SysVMQ.create(free_key, exclusive=True))
     keyed.send(b"x" * 4096)
     private = make_queue()
     private.send(b"")
