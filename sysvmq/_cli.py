@@ -889,7 +889,7 @@ def cmd_bench(args: argparse.Namespace, out: Output) -> None:
 def cmd_demo(args: argparse.Namespace, out: Output) -> None:
     _message_size("--size", args.size)
     out.check()
-    _demo.run(out.text, messages=args.messages, size=args.size)
+    (_demo.run_asyncio if args.asyncio else _demo.run)(out.text, messages=args.messages, size=args.size)
 
 
 # -- the parser ---------------------------------------------------------------------
@@ -1137,6 +1137,9 @@ def parser() -> argparse.ArgumentParser:
         default=64,
         metavar="BYTES",
         help="bytes per streamed message, up to kernel.msgmax (default 64)",
+    )
+    c.add_argument(
+        "--asyncio", action="store_true", help="the same exchange, the parent's side in asyncio tasks (sysvmq.asyncio)"
     )
 
     c = command(

@@ -452,8 +452,8 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None  # c: bound as C is entered (see the module docstring); mtype: taken
         try:
-            if flags is _ZERO and block and not truncate:
-                if timeout is None:
+            if flags is _ZERO and not truncate:
+                if block and timeout is None:
                     if type is _ZERO:
                         n = _c_rx(c := call.c)
                     elif type.__class__ is int:
@@ -474,14 +474,14 @@ class SysVMQ:
                         mtype = call.mtype[0]
                         calls.append(call)
                         return data
-                elif _timed(timeout) and (type is _ZERO or type.__class__ is int):
-                    # A timed call tries without waiting first, then waits until its deadline.
+                elif (type is _ZERO or type.__class__ is int) and ((block and _timed(timeout)) or timeout is None):
+                    # A timed or non-blocking call tries without waiting first; a timed one then waits.
                     try:
                         n = _c_rx_nowait(c := call.c, type)
                     except OverflowError:
                         c, n = None, -2
                     if n == -1:
-                        n = self._receive_wait(call, c.err, type, 0, False, timeout, self._buffer_size)  # type: ignore[union-attr]
+                        n = self._receive_wait(call, c.err, type, 0, not block, timeout, self._buffer_size)  # type: ignore[union-attr]
                     if n >= 0:
                         data = call.text[:n]
                         mtype = call.mtype[0]
@@ -519,9 +519,9 @@ class SysVMQ:
             call = self._pool.call()
         c = message = None
         try:
-            if flags is _ZERO and block and not truncate:
+            if flags is _ZERO and not truncate:
                 wait = None
-                if timeout is None:
+                if block and timeout is None:
                     if type is _ZERO:
                         n = _c_rx(c := call.c)
                     elif type.__class__ is int:
@@ -531,7 +531,7 @@ class SysVMQ:
                             c, n = None, -2
                     else:
                         n = -2
-                elif _timed(timeout) and (type is _ZERO or type.__class__ is int):
+                elif (type is _ZERO or type.__class__ is int) and ((block and _timed(timeout)) or timeout is None):
                     try:
                         n = _c_rx_nowait(c := call.c, type)
                     except OverflowError:
@@ -540,7 +540,7 @@ class SysVMQ:
                 else:
                     n = -2
                 if n == -1:
-                    n = self._receive_wait(call, c.err, type, 0, False, wait, self._buffer_size)  # type: ignore[union-attr]
+                    n = self._receive_wait(call, c.err, type, 0, not block, wait, self._buffer_size)  # type: ignore[union-attr]
                 if n >= 0:
                     message = Message(call.text[:n], call.mtype[0])
                     calls.append(call)
@@ -597,8 +597,8 @@ class SysVMQ:
             size = len(dest)
             # size <= call.room is tested inside each branch, where its jump is short enough
             # for CPython to specialise the comparison.
-            if (type is _ZERO or type.__class__ is int) and flags is _ZERO and block and not truncate:
-                if timeout is None:
+            if (type is _ZERO or type.__class__ is int) and flags is _ZERO and not truncate:
+                if block and timeout is None:
                     if size <= call.room:
                         try:
                             n = _c_rx_into(c := call.c, dest, size, type)
@@ -613,13 +613,13 @@ class SysVMQ:
                             mtype = call.mtype[0]
                             calls.append(call)
                             return n, mtype
-                elif _timed(timeout) and size <= call.room:
+                elif ((block and _timed(timeout)) or timeout is None) and size <= call.room:
                     try:
                         n = _c_rx_into_nowait(c := call.c, dest, size, type)
                     except OverflowError:
                         c, n = None, -2
                     if n == -1:
-                        n = self._receive_wait(call, c.err, type, 0, False, timeout, size)  # type: ignore[union-attr]
+                        n = self._receive_wait(call, c.err, type, 0, not block, timeout, size)  # type: ignore[union-attr]
                     if n >= 0:
                         mtype = call.mtype[0]
                         calls.append(call)

@@ -34,10 +34,11 @@ from typing import Callable, Optional
 from ._calls import Call
 from ._ffi import lib
 
-__all__ = ["finish", "deadline_of", "timed_wait", "timer_signal", "set_timer_signal", "ENV"]
+__all__ = ["finish", "deadline_of", "timed_wait", "timer_signal", "set_timer_signal", "interrupt", "ENV"]
 
 POLL_FIRST = 50e-6
 POLL_MAX = 1e-3
+SLICE = 0.5  # seconds a cancellable wait sleeps in the kernel before it looks whether it is cancelled
 # The environment variable read at import: a signal (60, SIGRTMAX-4,
 # SIGRTMIN+3) for the timer, or "off" to poll.
 ENV = "SYSVMQ_TIMER_SIGNAL"
@@ -153,6 +154,14 @@ def _start_timer() -> bool:
     return _timer.ready
 
 
+def interrupt(thread_ident: int) -> bool:
+    """Wake a thread from msgsnd or msgrcv (EINTR) with the timer signal; False if timed calls poll."""
+    if not _start_timer() or _timer.signal is None:
+        return False
+    signal.pthread_kill(thread_ident, _timer.signal)
+    return True
+
+
 def _read_environment() -> None:
     text = os.environ.get(ENV)
     try:
@@ -177,6 +186,7 @@ def finish(
     nowait: bool,
     deadline: Optional[float],
     before_waiting: Optional[Callable[[], None]] = None,
+    cancelled: Optional[Callable[[], bool]] = None,
 ) -> int:
     """Repeat the operation ``call`` records, whose last try failed with ``err``, until it ends.
 
@@ -188,6 +198,10 @@ def finish(
         before_waiting: called each time the queue was full or empty, before
             the call waits (or ends, with ``nowait``): sends check there that
             what is left could ever fit, and raise if not.
+        cancelled: for a call made in a worker thread (sysvmq.asyncio): when it
+            says so, the call ends with ECANCELED. The thread is woken from the
+            kernel by the timer signal (``interrupt``), and in any case looks
+            every SLICE seconds.
 
     Returns:
         0 once the operation is done (read its results from ``call.c``), else
@@ -197,8 +211,10 @@ def finish(
     c = call.c
     timed_out = errno.EAGAIN if c.op == _SEND else errno.ENOMSG
     delay = POLL_FIRST
-    timer = deadline is not None and _start_timer()
+    timer = (deadline is not None or cancelled is not None) and _start_timer()
     while True:
+        if cancelled is not None and cancelled():
+            return errno.ECANCELED
         if err in _WOULD_WAIT:
             if before_waiting is not None:
                 before_waiting()
@@ -207,23 +223,25 @@ def finish(
         elif err != _EINTR:
             return err
         # EINTR: a handler has run and returned (one that raises ends the call); go on.
-        if deadline is None:
+        if deadline is None and cancelled is None:
             if _again(c, 0) >= 0:
                 return 0
             err = c.err
             continue
-        left = deadline - _monotonic()
+        now = _monotonic()
+        left = SLICE if deadline is None else deadline - now
         if left <= 0:
             return timed_out
         if timer:
-            rc = _again_until(c, math.ceil(deadline * 1e9))
+            until = now + SLICE if cancelled is not None and left > SLICE else now + left
+            rc = _again_until(c, math.ceil(until * 1e9))
             if rc >= 0:
                 return 0
             if rc == -2:
                 timer = False  # this thread can have no timer (timer_create failed): poll
                 continue
             err = c.err
-            if err == _EINTR and _monotonic() >= deadline and not lib.sysvmq_timer_intact():
+            if err == _EINTR and deadline is not None and _monotonic() >= deadline and not lib.sysvmq_timer_intact():
                 timer = _lose_timer()  # the application took the signal since: its handler ran
             continue
         # Polling. time.sleep retries on EINTR itself and lets a raising handler through.

@@ -1,0 +1,760 @@
+"""sysvmq for asyncio: the same queue handle, with sends and receives to await (as zmq.asyncio is to zmq).
+
+    import sysvmq.asyncio
+
+    q = sysvmq.asyncio.SysVMQ.private()
+    await q.send(b"hello", type=2)
+    message = await q.receive_message()
+    async for message in q:
+        ...
+
+``SysVMQ`` here is a subclass of ``sysvmq.SysVMQ``: the same constructors,
+attributes and non-waiting methods (``stats``, ``update``, ``destroy``,
+``peek``), and ``send``, ``receive``, ``receive_message``, ``receive_into``,
+``send_many``, ``receive_many`` and ``receive_many_messages`` as coroutine
+functions with the same arguments. Sync and async handles share a queue
+freely; ``SysVMQ.from_sync(q)`` converts one.
+
+How it waits. A System V queue has no file descriptor for the event loop to
+watch, and no call ever blocks the loop's thread in the kernel:
+
+- Every call first tries without waiting, in the loop's thread: a message that
+  is there, or room, costs one non-blocking system call.
+- A receive that must wait hands over to its loop's watchers: one thread for
+  each (queue, type selector) with receives waiting, asleep in msgrcv(2) with
+  a buffer of 0 bytes. The kernel wakes it with E2BIG when a matching message
+  arrives, and leaves the message queued; the first waiting receive then takes
+  it without waiting. A waiting receive so holds nothing: cancelled, it has
+  taken nothing. (An empty message fits a 0-byte buffer, so the watcher takes
+  it: it goes to the first waiting receive, or, if that was cancelled, to the
+  next receive of that queue and selector on the loop; a watcher that retires
+  with one still in hand sends it back to the queue.)
+- A send that must wait for room runs in a worker thread blocked in msgsnd(2),
+  with the kernel timer for its timeout. Cancelled, the thread is woken and
+  the ``CancelledError`` carries ``count``, what it had queued, as the sync
+  calls' exceptions do.
+- Threads are woken from the kernel by the timer signal (``sysvmq.timer_signal``).
+  Where timed calls poll (``sysvmq.timed_wait == "poll"``), waits poll from
+  the loop instead: non-blocking tries, 50 us doubling to 10 ms, between them.
+"""
+
+import array
+import asyncio
+import contextlib
+import errno
+import threading
+import time
+from collections import deque
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    ClassVar,
+    Deque,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from . import _queue, _wait
+from ._args import max_count_arg, pack, send_type_arg, timeout_arg
+from ._calls import Call
+from ._errors import QueueEmpty, QueueFull, carry_count, carry_received, selector
+from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
+from ._stats import Message
+
+__all__ = ["SysVMQ"]
+
+LINGER = 0.1  # seconds an idle watcher thread waits to be wanted again before it ends
+POLL_FIRST = 50e-6
+POLL_MAX = 0.01
+
+_Q = TypeVar("_Q", bound="SysVMQ")
+Buffer = Any
+_SyncQ = _queue.SysVMQ
+
+_READY = object()  # a waiting receive's future: "a message is there, take it"
+_TIMEOUT = object()  # ...: "your time is up"
+_receive = lib.sysvmq_receive
+_again = lib.sysvmq_again
+_again_until = lib.sysvmq_again_until
+_monotonic = time.monotonic
+
+
+# -- the loop's watchers -----------------------------------------------------------
+
+
+class _Watcher:
+    """One thread asleep in msgrcv with a 0-byte buffer, for a loop's receives of one queue and selector.
+
+    The loop's thread alone touches ``waiters``, ``stash`` and ``asked``; the
+    watcher thread and the loop share ``wanted`` under ``cond``.
+    """
+
+    def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool) -> None:
+        self.service = service
+        self.msqid, self.mtype, self.flags = msqid, mtype, MSG_EXCEPT if except_ else 0
+        self.waiters: Deque[asyncio.Future[Any]] = deque()
+        self.stash: Deque[Message] = deque()  # empty messages taken while no one waited
+        self.asked = False  # the thread was asked to watch and has not answered yet
+        self.cond = threading.Condition()
+        self.wanted = False
+        self.thread: Optional[threading.Thread] = None
+        self.inside = False  # the thread may be in the kernel: wake it to stop it
+
+    # in the loop's thread
+
+    def ask(self) -> None:
+        """Have the thread watch once more, if receives wait and it is not watching already."""
+        if self.asked or not self.waiters:
+            return
+        self.asked = True
+        with self.cond:
+            self.wanted = True
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
+                self.thread.start()
+            self.cond.notify()
+
+    def forget(self, fut: "asyncio.Future[Any]") -> None:
+        """A waiting receive leaves (done, cancelled, timed out): stop watching if it was the last."""
+        with contextlib.suppress(ValueError):  # served already
+            self.waiters.remove(fut)
+        if not self.waiters and self.asked:
+            self.asked = False
+            with self.cond:
+                self.wanted = False
+                thread, inside = self.thread, self.inside
+            if thread is not None and inside and thread.ident is not None:
+                _wait.interrupt(thread.ident)
+
+    def answer(self, kind: str, payload: Any) -> None:
+        """What the thread saw: a message is there, it took an empty one, or the kernel said no."""
+        self.asked = False
+        if kind == "message":
+            fut = self._next()
+            if fut is None:
+                self.stash.append(payload)
+            else:
+                fut.set_result(payload)
+        elif kind == "ready":
+            fut = self._next()
+            if fut is not None:
+                fut.set_result(_READY)
+        else:  # the queue is gone, or may not be read: each retries, and raises what the kernel says
+            while self.waiters:
+                fut = self.waiters.popleft()
+                if not fut.done():
+                    fut.set_result(_READY)
+
+    def _next(self) -> "Optional[asyncio.Future[Any]]":
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                return fut
+        return None
+
+    # in the watcher thread
+
+    def _run(self) -> None:
+        call = Call(self.msqid, 0, 1)
+        while True:
+            with self.cond:
+                if not self.wanted:
+                    self.cond.wait(LINGER)
+                if not self.wanted:
+                    self.thread = None  # retire; the loop starts another if need be
+                    break
+                self.inside = True
+            kind, payload = self._watch(call)
+            with self.cond:
+                self.inside = False
+                if kind == "stopped":
+                    continue
+                self.wanted = False
+            if not self.service.post(self.answer, kind, payload) and kind == "message":
+                self._give_back([payload])
+        self.service.post(self._retired)
+
+    def _watch(self, call: Call) -> Tuple[str, Any]:
+        """Sleep in msgrcv(0 bytes) until a matching message is queued; or until no longer wanted."""
+        c = call.c
+        n = _receive(c, self.mtype, self.flags | IPC_NOWAIT, ffi.NULL, 0)
+        while n < 0:
+            err = c.err
+            if err == errno.E2BIG:
+                return "ready", None
+            if err not in (errno.ENOMSG, errno.EINTR):
+                return "error", err
+            with self.cond:
+                if not self.wanted:
+                    return "stopped", None
+            # A slice at a time: a wake-up sent as the thread went to sleep is not missed for long.
+            n = _again_until(c, int((_monotonic() + _wait.SLICE) * 1e9))
+            if n == -2:
+                return "error", c.err
+        return "message", Message(b"", call.mtype[0])
+
+    def _retired(self) -> None:
+        """In the loop's thread, after the thread ended: empty messages no one took go back to the queue."""
+        if self.stash:
+            messages, self.stash = list(self.stash), deque()
+            self._give_back(messages)
+        with self.cond:
+            idle = self.thread is None and not self.waiters
+        if idle:
+            self.service.drop(self)
+
+    def _give_back(self, messages: List[Message]) -> None:
+        q = _SyncQ.attach(self.msqid)
+        for m in messages:
+            with contextlib.suppress(Exception):  # the queue is gone or full: nowhere to put it
+                q.send(b"", m.type, block=False)
+
+
+class _Service:
+    """One loop's watchers, one per (queue, type selector) with receives waiting."""
+
+    _all: ClassVar[Dict[Any, "_Service"]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watchers: Dict[Tuple[int, int, bool], _Watcher] = {}
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Service":
+        with cls._lock:
+            service = cls._all.get(loop)
+            if service is None:
+                service = cls._all[loop] = cls(loop)
+            return service
+
+    def watcher(self, msqid: int, mtype: int, except_: bool) -> _Watcher:
+        key = (msqid, mtype, except_)
+        w = self.watchers.get(key)
+        if w is None:
+            w = self.watchers[key] = _Watcher(self, msqid, mtype, except_)
+        return w
+
+    def drop(self, w: _Watcher) -> None:
+        key = (w.msqid, w.mtype, bool(w.flags))
+        if self.watchers.get(key) is w:
+            del self.watchers[key]
+        if not self.watchers:
+            with self._lock:
+                if self._all.get(self.loop) is self:
+                    del self._all[self.loop]
+
+    def post(self, func: Callable[..., None], *args: Any) -> bool:
+        """Run func in the loop's thread; False if the loop is closed."""
+        try:
+            self.loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:
+            return False
+        return True
+
+
+# -- the handle ----------------------------------------------------------------------
+
+
+class SysVMQ(_queue.SysVMQ):
+    """A handle on a queue whose sends and receives are awaited (see the module's docstring).
+
+    Everything else is ``sysvmq.SysVMQ``'s: constructors, attributes, ``stats``,
+    ``update``, ``destroy``, ``peek``; it pickles as a sync handle does.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_sync(cls: Type[_Q], q: _queue.SysVMQ) -> _Q:
+        """An async handle on the queue of a sync one (or another async one): the same id, key and buffer size."""
+        return _queue._restore(cls, q.id, q.key, q.buffer_size)
+
+    # receiving
+    #
+    # Each receive first tries without waiting (the sync call's fast path), then
+    # waits for a message that matches, and takes it without waiting.
+
+    async def receive(  # type: ignore[override]
+        self,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> bytes:
+        """Take one message off the queue and return its bytes; as ``sysvmq.SysVMQ.receive``.
+
+        Raises:
+            QueueEmpty: nothing matches, with ``block=False`` or once ``timeout`` passes.
+            MessageTooLarge, QueueRemoved, QueuePermissionError: as the sync call.
+
+        Cancelled while it waits, it has taken nothing (its ``CancelledError``
+        carries ``received == []``).
+        """
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        while True:
+            try:
+                return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block or flags & IPC_NOWAIT or wait == 0:
+                    raise
+            message = await self._ready(type, flags, wait)
+            if message is not None:
+                return message.data
+
+    async def receive_message(  # type: ignore[override]
+        self,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> Message:
+        """As ``receive``, returning ``Message(data, type)``."""
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        while True:
+            try:
+                return _SyncQ.receive_message(self, type, flags, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block or flags & IPC_NOWAIT or wait == 0:
+                    raise
+            message = await self._ready(type, flags, wait)
+            if message is not None:
+                return message
+
+    async def receive_into(  # type: ignore[override]
+        self,
+        buffer: Buffer,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> Tuple[int, int]:
+        """As ``receive``, copying the message into a writable buffer; returns ``(nbytes, type)``."""
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        while True:
+            try:
+                return _SyncQ.receive_into(self, buffer, type, flags, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block or flags & IPC_NOWAIT or wait == 0:
+                    raise
+            message = await self._ready(type, flags, wait)
+            if message is not None:
+                return 0, message.type  # an empty message: nothing to copy
+
+    async def receive_many(  # type: ignore[override]
+        self,
+        max_count: int,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> List[bytes]:
+        """Wait for one message, then take up to ``max_count - 1`` more already queued; as the sync call."""
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        while True:
+            try:
+                return _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block or wait == 0:
+                    raise
+            message = await self._ready(type, 0, wait)
+            if message is not None:
+                return [message.data, *self._more(max_count, type, truncate, False)]
+
+    async def receive_many_messages(  # type: ignore[override]
+        self,
+        max_count: int,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+    ) -> List[Message]:
+        """As ``receive_many``, returning ``Message(data, type)`` for each."""
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        while True:
+            try:
+                return _SyncQ.receive_many_messages(self, max_count, type, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block or wait == 0:
+                    raise
+            message = await self._ready(type, 0, wait)
+            if message is not None:
+                return [message, *self._more(max_count, type, truncate, True)]
+
+    def _more(self, max_count: int, mtype: int, truncate: bool, typed: bool) -> List[Any]:
+        """After an empty message handed over by a watcher: the rest of a batch, without waiting."""
+        count = max_count_arg(max_count) - 1
+        if not count:
+            return []
+        many = _SyncQ.receive_many_messages if typed else _SyncQ.receive_many
+        try:
+            return many(self, count, mtype, block=False, truncate=truncate)
+        except QueueEmpty:
+            return []
+
+    async def _ready(self, mtype: int, flags: int, wait: Optional[float]) -> Optional[Message]:
+        """Wait until a message that matches is queued (None: try again now), or an empty one was taken for us.
+
+        Raises QueueEmpty once ``wait`` seconds have passed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else _monotonic() + wait
+        except_ = bool(flags & MSG_EXCEPT)
+        if not _wait._start_timer():
+            return await self._poll(mtype, except_, deadline, wait)
+        watcher = _Service.of(loop).watcher(self._id, mtype, except_)
+        if watcher.stash:
+            return watcher.stash.popleft()
+        fut: asyncio.Future[Any] = loop.create_future()
+        watcher.waiters.append(fut)
+        watcher.ask()
+        timer = None if deadline is None else _Expiry(loop, fut, deadline)
+        try:
+            got = await fut
+        except asyncio.CancelledError as exc:
+            if fut.done() and not fut.cancelled() and isinstance(fut.result(), Message):
+                watcher.stash.appendleft(fut.result())  # taken for us: the next receive gets it
+            carry_received(exc, [])
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            watcher.forget(fut)
+            watcher.ask()  # the next waiting receive, if any, is served next
+        if got is _TIMEOUT:
+            raise self._timed_out(mtype, except_, wait)
+        return got if isinstance(got, Message) else None
+
+    async def _poll(
+        self, mtype: int, except_: bool, deadline: Optional[float], wait: Optional[float]
+    ) -> Optional[Message]:
+        """Where no thread can be woken from the kernel: look, with sleeps between, until a message is there."""
+        delay = POLL_FIRST
+        call = self._pool.call(0)
+        c = call.c
+        flags = (MSG_EXCEPT if except_ else 0) | IPC_NOWAIT
+        try:
+            while True:
+                if _receive(c, mtype, flags, ffi.NULL, 0) >= 0:
+                    return Message(b"", call.mtype[0])  # an empty one, taken
+                if c.err != errno.ENOMSG:
+                    return None  # one is there (E2BIG), or the kernel says why not: the caller's try says
+                left = None if deadline is None else deadline - _monotonic()
+                if left is not None and left <= 0:
+                    raise self._timed_out(mtype, except_, wait)
+                await asyncio.sleep(delay if left is None else min(delay, left))
+                delay = min(delay * 2, POLL_MAX)
+        finally:
+            self._pool.give_back(call)
+
+    def _timed_out(self, mtype: int, except_: bool, wait: Optional[float]) -> QueueEmpty:
+        exc = QueueEmpty(
+            errno.ENOMSG, f"msgrcv on {self._describe()}: no message{selector(mtype, except_)} within {wait:g} s"
+        )
+        carry_received(exc, [])
+        return exc
+
+    # sending
+
+    async def send(  # type: ignore[override]
+        self,
+        message: Union[bytes, str, Buffer],
+        type: int = 1,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Queue one message; as ``sysvmq.SysVMQ.send``.
+
+        Waiting for room, it runs in a worker thread blocked in msgsnd; cancelled,
+        its ``CancelledError`` carries ``count`` (1 if it was queued meanwhile).
+        """
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        try:
+            return _SyncQ.send(self, message, type, flags, block=False)
+        except QueueFull:
+            if not block or flags & IPC_NOWAIT or wait == 0:
+                raise
+        await self._send_waiting([message], send_type_arg(type), wait)
+
+    async def send_many(  # type: ignore[override]
+        self,
+        messages: Sequence[Union[bytes, str, Buffer]],
+        type: int = 1,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Queue a sequence of messages in order; as ``sysvmq.SysVMQ.send_many`` (``timeout`` bounds the whole call).
+
+        Cancelled while it waits for room, its ``CancelledError`` carries
+        ``count``: how many were queued, so that ``messages[count:]`` were not.
+        """
+        wait = None if timeout is None else timeout_arg(timeout, not block)
+        try:
+            done = _SyncQ.send_many(self, messages, type, block=False)
+        except QueueFull:
+            if not block or wait == 0:
+                raise
+            done = 0
+        if done == len(messages) or not block:
+            return done
+        try:
+            return done + await self._send_waiting(messages[done:], send_type_arg(type), wait)
+        except BaseException as exc:
+            carry_count(exc, done + getattr(exc, "count", 0))
+            raise
+
+    async def _send_waiting(self, messages: Sequence[Any], mtype: int, wait: Optional[float]) -> int:
+        """Send in a worker thread, waiting for room; how many it sent, whatever ends it (``count``)."""
+        blob, lens = pack(messages)
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else _monotonic() + wait
+        if not _wait._start_timer():
+            return await self._send_polling(blob, list(lens), mtype, deadline, wait)
+        job = _SendJob(self, blob, lens, mtype, deadline, wait, loop)
+        job.start()
+        try:
+            return await asyncio.shield(job.future)
+        except asyncio.CancelledError as exc:
+            job.cancel()
+            while not job.future.done():
+                try:
+                    await asyncio.shield(job.future)
+                except asyncio.CancelledError:
+                    continue  # cancelled again: still, say what was queued
+                except BaseException:
+                    break
+            carry_count(exc, job.count)
+            raise
+
+    async def _send_polling(
+        self, blob: bytes, lens: List[int], mtype: int, deadline: Optional[float], wait: Optional[float]
+    ) -> int:
+        """Where no thread can be woken from the kernel: try without waiting, with sleeps between."""
+        sent = offset = 0
+        delay = POLL_FIRST
+        try:
+            while sent < len(lens):
+                try:
+                    _SyncQ.send(self, blob[offset : offset + lens[sent]], mtype, block=False)
+                except QueueFull:
+                    left = None if deadline is None else deadline - _monotonic()
+                    if left is not None and left <= 0:
+                        raise QueueFull(
+                            errno.EAGAIN, f"msgsnd on {self._describe()}: no room for a message within {wait:g} s"
+                        ) from None
+                    await asyncio.sleep(delay if left is None else min(delay, left))
+                    delay = min(delay * 2, POLL_MAX)
+                    continue
+                offset += lens[sent]
+                sent += 1
+                delay = POLL_FIRST
+            return sent
+        except BaseException as exc:
+            carry_count(exc, sent)
+            raise
+
+    # streams
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        """``async for message in q``: every message, of any type, until the task is cancelled."""
+        return self._stream(0)
+
+    @overload
+    def messages(self, type: int = 0) -> AsyncIterator[Message]: ...
+
+    @overload
+    def messages(self, type: int = 0, *, batch: int) -> AsyncIterator[List[Message]]: ...
+
+    def messages(
+        self, type: int = 0, *, batch: Optional[int] = None
+    ) -> Union[AsyncIterator[Message], AsyncIterator[List[Message]]]:
+        """A stream of the messages ``type`` selects (as ``receive``): one ``Message`` at a time, or
+        with ``batch=N`` lists of 1..N taken in one call (``receive_many_messages``)."""
+        if batch is None:
+            return self._stream(type)
+        return self._batches(type, max_count_arg(batch))
+
+    async def _stream(self, mtype: int) -> AsyncIterator[Message]:
+        while True:
+            yield await self.receive_message(mtype)
+
+    async def _batches(self, mtype: int, count: int) -> AsyncIterator[List[Message]]:
+        while True:
+            yield await self.receive_many_messages(count, mtype)
+
+
+class _SendJob:
+    """A send waiting for room, in a worker thread; ``future`` gets how many it queued, or its error."""
+
+    def __init__(
+        self,
+        q: SysVMQ,
+        blob: bytes,
+        lens: "array.array[int]",
+        mtype: int,
+        deadline: Optional[float],
+        wait: Optional[float],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.q, self.blob, self.lens, self.mtype = q, blob, lens, mtype
+        self.deadline, self.wait = deadline, wait
+        self.loop = loop
+        self.future: asyncio.Future[int] = loop.create_future()
+        self.cancelled = threading.Event()
+        self.count = 0
+        self.ident: Optional[int] = None  # the thread running it, once one does
+
+    def start(self) -> None:
+        _Senders.of(self.loop).submit(self)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        ident = self.ident
+        if ident is not None:
+            _wait.interrupt(ident)
+
+    def run(self) -> None:
+        """In a sender thread: send, waiting for room; then hand the outcome to the loop."""
+        self.ident = threading.get_ident()
+        if self.cancelled.is_set():  # before it started: nothing queued
+            self._post((0, None))
+            return
+        self._run()
+
+    def _post(self, outcome: Tuple[Optional[int], Optional[BaseException]]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits for this
+            self.loop.call_soon_threadsafe(self._settle, outcome)
+
+    def _run(self) -> None:
+        q = self.q
+        call = q._pool.call(max(self.lens))
+        c = call.c
+        sizes = self.lens
+        keep = ffi.from_buffer(self.blob)  # stays valid across crossings (PyPy moves bytes otherwise)
+        outcome: Tuple[Optional[int], Optional[BaseException]]
+        try:
+            done = lib.sysvmq_send_many(c, self.mtype, keep, ffi.from_buffer("size_t[]", sizes), len(sizes), IPC_NOWAIT)
+            err = 0
+            if done != len(self.lens):
+                err = _wait.finish(
+                    call,
+                    c.err,
+                    False,
+                    self.deadline,
+                    lambda: q._check_rest(call, sizes),
+                    self.cancelled.is_set,
+                )
+            self.count = int(c.done)
+            if err and err != errno.ECANCELED:
+                outcome = (None, q._send_error(err, self.lens[self.count], self.wait))
+            else:
+                outcome = (self.count, None)
+        except BaseException as exc:  # MessageTooLarge from the check, ...
+            self.count = int(c.done)
+            outcome = (None, exc)
+        finally:
+            q._pool.give_back(call)
+        self._post(outcome)
+
+    def _settle(self, outcome: Tuple[Optional[int], Optional[BaseException]]) -> None:
+        if self.future.done():
+            return
+        count, exc = outcome
+        if exc is not None:
+            carry_count(exc, self.count)
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(count or 0)
+
+
+class _Senders:
+    """A loop's threads for sends that wait for room: each runs one job at a time, and an idle one
+    lingers LINGER seconds for the next before it ends."""
+
+    _all: ClassVar[Dict[Any, "_Senders"]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.jobs: Deque[_SendJob] = deque()
+        self.running = self.busy = 0
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Senders":
+        with cls._lock:
+            senders = cls._all.get(loop)
+            if senders is None:
+                senders = cls._all[loop] = cls()
+            return senders
+
+    def submit(self, job: _SendJob) -> None:
+        with self.cond:
+            self.jobs.append(job)
+            if self.busy + len(self.jobs) > self.running:
+                self.running += 1
+                threading.Thread(target=self._work, name="sysvmq sender", daemon=True).start()
+            else:
+                self.cond.notify()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        with self.cond:
+            while True:
+                if not self.jobs:
+                    self.cond.wait(LINGER)
+                    if not self.jobs:
+                        self.running -= 1
+                        if not self.running:
+                            with self._lock:
+                                for loop, senders in list(self._all.items()):
+                                    if senders is self:
+                                        del self._all[loop]
+                        return
+                job = self.jobs.popleft()
+                self.busy += 1
+                self.cond.release()
+                try:
+                    me.name = f"sysvmq send {job.q.id}"
+                    job.run()
+                finally:
+                    me.name = "sysvmq sender"
+                    self.cond.acquire()
+                    self.busy -= 1
+
+
+class _Expiry:
+    """Ends a waiting receive at its deadline, never before: a loop's timers may fire early
+    (uvloop counts in whole milliseconds from a clock read at the top of its iteration)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[Any]", deadline: float) -> None:
+        self.loop, self.fut, self.deadline = loop, fut, deadline
+        self.handle = loop.call_later(max(0.0, deadline - _monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        left = self.deadline - _monotonic()
+        if left > 0:
+            self.handle = self.loop.call_later(left, self._fire)
+        elif not self.fut.done():
+            self.fut.set_result(_TIMEOUT)
+
+    def cancel(self) -> None:
+        self.handle.cancel()

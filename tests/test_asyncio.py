@@ -1,0 +1,421 @@
+"""sysvmq.asyncio: awaitable calls that never block the loop, cancellation that loses nothing, threads that go."""
+
+import asyncio
+import inspect
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List
+
+import pytest
+from support import register, remove, run_python, wait_for
+
+import sysvmq
+import sysvmq.asyncio
+from sysvmq import Message
+
+AsyncQ = sysvmq.asyncio.SysVMQ
+
+# pytest-asyncio 1.3 and later would have loop factories, which 1.2 (the last for Python 3.9) lacks.
+pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture:DeprecationWarning')
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> Any:
+    """Every test on the default loop and on uvloop."""
+    if request.param == "uvloop":
+        if sys.implementation.name != "cpython":
+            pytest.skip("uvloop is built for CPython only")
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.EventLoopPolicy()
+    return asyncio.DefaultEventLoopPolicy()
+
+
+@pytest.fixture
+def aq() -> Iterator[AsyncQ]:
+    q = register(AsyncQ.private())
+    yield q
+    remove(q)
+
+
+def _timers() -> int:
+    with open("/proc/self/timers") as f:
+        return sum(line.startswith("ID:") for line in f)
+
+
+def _sysvmq_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("sysvmq ")]
+
+
+async def _later(delay: float, call: Callable[[], object]) -> None:
+    await asyncio.sleep(delay)
+    call()
+
+
+def _sync(q: AsyncQ) -> sysvmq.SysVMQ:
+    return sysvmq.SysVMQ.attach(q.id)
+
+
+# -- the API ---------------------------------------------------------------------------
+
+
+async def test_the_async_handle_is_the_sync_one_with_calls_to_await(aq: AsyncQ) -> None:
+    assert isinstance(aq, sysvmq.SysVMQ)
+    for name in ("send", "receive", "receive_message", "receive_into", "send_many", "receive_many"):
+        assert inspect.iscoroutinefunction(getattr(AsyncQ, name)), name
+    assert inspect.iscoroutinefunction(AsyncQ.receive_many_messages)
+    for name in ("stats", "update", "destroy", "peek"):
+        assert getattr(AsyncQ, name) is getattr(sysvmq.SysVMQ, name)
+    await aq.send(b"hello", 2)
+    assert aq.peek() == Message(b"hello", 2)
+    assert aq.stats().count == 1
+    assert await aq.receive_message() == Message(b"hello", 2)
+
+
+async def test_the_constructors_make_async_handles(free_key: int) -> None:
+    created = register(AsyncQ.create(free_key, exclusive=True, mode=0o640))
+    assert type(created) is AsyncQ
+    assert type(AsyncQ.open(free_key)) is AsyncQ
+    assert type(AsyncQ.attach(created.id)) is AsyncQ
+    assert type(AsyncQ(free_key)) is AsyncQ
+    assert created.stats().mode == 0o640
+
+
+async def test_every_call_round_trips(aq: AsyncQ) -> None:
+    await aq.send(b"one")
+    assert await aq.receive() == b"one"
+    await aq.send("two", 5)
+    buf = bytearray(16)
+    assert await aq.receive_into(buf, 5) == (3, 5) and buf[:3] == b"two"
+    assert await aq.send_many([b"a", b"b", b"c"], 3) == 3
+    assert await aq.receive_many(2) == [b"a", b"b"]
+    assert await aq.receive_many_messages(5) == [Message(b"c", 3)]
+
+
+async def test_sync_and_async_handles_share_a_queue(aq: AsyncQ) -> None:
+    sync = _sync(aq)
+    sync.send(b"from sync")
+    assert await aq.receive() == b"from sync"
+    await aq.send(b"from async")
+    assert sync.receive(block=False) == b"from async"
+    converted = AsyncQ.from_sync(sync)
+    assert type(converted) is AsyncQ and converted == aq
+    clone = pickle.loads(pickle.dumps(aq))
+    assert type(clone) is AsyncQ and clone.id == aq.id
+
+
+async def test_async_for_yields_messages_of_any_type(aq: AsyncQ) -> None:
+    await aq.send_many([b"x"], 1)
+    await aq.send(b"y", 7)
+    got: List[Message] = []
+    async for message in aq:
+        got.append(message)
+        if len(got) == 2:
+            break
+    assert got == [Message(b"x", 1), Message(b"y", 7)]
+
+
+async def test_messages_stream_typed_and_batched(aq: AsyncQ) -> None:
+    for t in (1, 2, 1, 2, 2):
+        await aq.send(f"t{t}", t)
+    typed: AsyncIterator[Message] = aq.messages(2)
+    assert [await typed.__anext__() for _ in range(3)] == [Message(b"t2", 2)] * 3
+    batched = aq.messages(1, batch=5)
+    assert await batched.__anext__() == [Message(b"t1", 1), Message(b"t1", 1)]
+
+
+async def test_nonblocking_and_timeouts_behave_as_the_sync_calls(aq: AsyncQ) -> None:
+    with pytest.raises(sysvmq.QueueEmpty):
+        await aq.receive(block=False)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        await aq.receive(block=False, timeout=1)
+    began = time.monotonic()
+    with pytest.raises(sysvmq.QueueEmpty, match=r"within 0\.05 s") as info:
+        await aq.receive_message(timeout=0.05)
+    assert time.monotonic() - began >= 0.05
+    assert info.value.received == []
+    aq.update(max_size=100)
+    await aq.send(b"x" * 100)
+    with pytest.raises(sysvmq.QueueFull):
+        await aq.send(b"y", block=False)
+    with pytest.raises(sysvmq.QueueFull) as full:
+        await aq.send_many([b"a" * 50, b"b" * 50], timeout=0.05)
+    assert full.value.count == 0
+    with pytest.raises(sysvmq.MessageTooLarge):
+        await aq.send(b"z" * 101)
+
+
+# -- waiting --------------------------------------------------------------------------
+
+
+async def test_a_waiting_receive_never_blocks_the_loop(aq: AsyncQ) -> None:
+    ticks = 0
+    loop_tid = threading.get_native_id()
+    in_kernel = []
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+            with open(f"/proc/self/task/{loop_tid}/wchan") as f:
+                in_kernel.append("msg" in f.read())
+
+    beat = asyncio.ensure_future(heartbeat())
+    sender = asyncio.ensure_future(_later(0.1, lambda: _sync(aq).send(b"late")))
+    try:
+        assert await aq.receive() == b"late"
+    finally:
+        beat.cancel()
+        await sender
+    assert ticks >= 20  # the loop went on running while the receive waited
+    assert not any(in_kernel)
+
+
+async def test_a_waiting_send_never_blocks_the_loop(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    ticks = 0
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    beat = asyncio.ensure_future(heartbeat())
+    drain = asyncio.ensure_future(_later(0.1, lambda: _sync(aq).receive()))
+    try:
+        await aq.send(b"s" * 100)
+    finally:
+        beat.cancel()
+        await drain
+    assert ticks >= 20
+    assert _sync(aq).receive(block=False) == b"s" * 100
+
+
+async def test_receives_waiting_in_turn_each_get_one(aq: AsyncQ) -> None:
+    waiting = [asyncio.ensure_future(aq.receive(4)) for _ in range(5)]
+    await asyncio.sleep(0.02)
+    _sync(aq).send_many([b"%d" % i for i in range(5)], 4)
+    got = await asyncio.gather(*waiting)
+    assert sorted(got) == [b"%d" % i for i in range(5)]
+
+
+async def test_many_waiters_share_one_thread_per_queue_and_selector(make_queue: Callable[..., AsyncQ]) -> None:
+    queues = [AsyncQ.from_sync(make_queue()) for _ in range(3)]
+    waiting = [asyncio.ensure_future(q.receive(t)) for q in queues for t in (1, 2) for _ in range(10)]
+    await asyncio.sleep(0.05)
+    names = {f"sysvmq watcher {q.id}" for q in queues}
+    watchers = [t for t in _sysvmq_threads() if t.name in names]
+    assert len(watchers) == 6  # 60 receives waiting, one thread a (queue, type)
+    for q in queues:
+        _sync(q).send_many([b"x"] * 10, 1)
+        _sync(q).send_many([b"y"] * 10, 2)
+    assert len(await asyncio.gather(*waiting)) == 60
+
+
+async def test_an_empty_message_is_handed_to_a_waiting_receive(aq: AsyncQ) -> None:
+    waiting = asyncio.ensure_future(aq.receive_message(3))
+    await asyncio.sleep(0.02)
+    _sync(aq).send(b"", 3)
+    assert await waiting == Message(b"", 3)
+
+
+# -- cancellation --------------------------------------------------------------------
+
+CANCELLERS: List[str] = ["cancel", "wait_for"] + (["timeout", "taskgroup"] if sys.version_info >= (3, 11) else [])
+
+
+async def _cancel_while_waiting(how: str, call: Awaitable[Any]) -> BaseException:
+    """Let call wait, then end it the way ``how`` says; what it raised."""
+    if how == "wait_for":
+        with pytest.raises(asyncio.TimeoutError) as info:
+            await asyncio.wait_for(call, 0.05)
+        return info.value
+    if how == "timeout":
+        with pytest.raises(TimeoutError) as info:
+            async with asyncio.timeout(0.05):  # type: ignore[attr-defined]
+                await call
+        return info.value
+    if how == "taskgroup":
+
+        async def fail() -> None:
+            await asyncio.sleep(0.05)
+            raise KeyError("a sibling failed")
+
+        with pytest.raises(BaseException) as info:  # an ExceptionGroup holding the KeyError
+            async with asyncio.TaskGroup() as tg:  # type: ignore[attr-defined]
+                tg.create_task(call)
+                tg.create_task(fail())
+        return info.value
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as cancelled:
+        await task
+    return cancelled.value
+
+
+@pytest.mark.parametrize("how", CANCELLERS)
+@pytest.mark.parametrize("call", ["receive", "receive_message", "receive_into", "receive_many"])
+async def test_a_receive_cancelled_while_it_waits_has_taken_nothing(aq: AsyncQ, how: str, call: str) -> None:
+    waiting = {
+        "receive": lambda: aq.receive(),
+        "receive_message": lambda: aq.receive_message(),
+        "receive_into": lambda: aq.receive_into(bytearray(8)),
+        "receive_many": lambda: aq.receive_many(5),
+    }[call]()
+    await _cancel_while_waiting(how, waiting)
+    _sync(aq).send(b"after")
+    assert await aq.receive(timeout=5) == b"after"  # not taken by the cancelled one
+    assert aq.stats().count == 0
+
+
+@pytest.mark.parametrize("how", CANCELLERS)
+async def test_a_send_cancelled_while_it_waits_for_room_says_what_it_queued(aq: AsyncQ, how: str) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    counts: List[object] = []
+
+    async def sending() -> None:
+        # Read where the CancelledError is raised: before Python 3.11, asyncio hands
+        # the task's awaiter a new CancelledError, without what this one carries.
+        try:
+            await aq.send_many([b"a" * 60, b"b" * 60])
+        except asyncio.CancelledError as exc:
+            counts.append(getattr(exc, "count", None))
+            raise
+
+    await _cancel_while_waiting(how, sending())
+    assert counts == [0]
+    assert [m.data for m in _sync(aq).receive_many_messages(10, block=False)] == [b"f" * 100]
+
+
+async def test_an_empty_message_taken_for_a_cancelled_receive_goes_to_the_next(aq: AsyncQ) -> None:
+    # The only message a waiting receive's thread takes is an empty one (it fits 0 bytes).
+    sync = _sync(aq)
+    first = asyncio.ensure_future(aq.receive_message(6))
+    await asyncio.sleep(0.02)
+    sync.send(b"", 6)
+    first.cancel()  # as the empty message may be on its way to it
+    try:
+        got = await first
+    except asyncio.CancelledError:
+        got = await aq.receive_message(6, timeout=5)  # kept for the next receive, or still queued
+    assert got == Message(b"", 6)
+    assert aq.stats().count == 0
+
+
+# -- threads and the end of the loop -----------------------------------------------
+
+
+def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queue: Callable[..., AsyncQ]) -> None:
+    sync = make_queue()
+    sync.send(b"kept", 9)
+    q = AsyncQ.from_sync(sync)
+    timers = _timers()
+
+    q.update(max_size=4)  # full: b"kept" is 4 bytes
+
+    async def main() -> None:
+        waiting = [asyncio.ensure_future(q.receive(t)) for t in (1, 2, 3)]  # when asyncio.run cancels them
+        waiting.append(asyncio.ensure_future(q.send(b"wait")))  # waiting for room, likewise
+        for _ in range(500):
+            mine = [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")]
+            if len(mine) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert len(mine) == 4  # three watchers, one sender
+
+    asyncio.run(main())
+    wait_for(
+        lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")],
+        what="sysvmq's threads gone after the loop closed",
+    )
+    wait_for(lambda: _timers() <= timers, what="their timers deleted")
+    assert sysvmq.SysVMQ.attach(q.id).receive_many_messages(10, block=False) == [Message(b"kept", 9)]
+
+
+CTRL_C = """
+import asyncio, json, sys
+import sysvmq, sysvmq.asyncio
+
+q = sysvmq.asyncio.SysVMQ.attach(int(sys.argv[1]))
+
+async def main():
+    waiting = [asyncio.ensure_future(q.receive(t)) for t in (1, 2)]
+    print("waiting", flush=True)
+    await asyncio.gather(*waiting)
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    import threading, time
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("sysvmq ") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(json.dumps([t.name for t in threading.enumerate() if t.name.startswith("sysvmq ")]))
+"""
+
+
+def test_ctrl_c_leaves_the_queue_unchanged_and_no_thread_behind(aq: AsyncQ) -> None:
+    sync = _sync(aq)
+    sync.send(b"stays", 7)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C, str(aq.id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "waiting"
+        wait_for(
+            lambda: sum(1 for t in os.listdir(f"/proc/{proc.pid}/task") if _in_msgrcv(proc.pid, int(t))) >= 2,
+            what="the watchers asleep in msgrcv",
+        )
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(out.strip().splitlines()[-1]) == [], err
+    assert sync.receive_many_messages(10, block=False) == [Message(b"stays", 7)]
+
+
+def _in_msgrcv(pid: int, tid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+            return "msg" in f.read()
+    except OSError:
+        return False
+
+
+POLLING = """
+import asyncio, json, sys, threading
+import sysvmq, sysvmq.asyncio
+
+sysvmq.set_timer_signal(None)
+q = sysvmq.asyncio.SysVMQ.private()
+
+async def main():
+    asyncio.get_running_loop().call_later(0.05, lambda: sysvmq.SysVMQ.attach(q.id).send(b"late"))
+    got = await q.receive()
+    try:
+        await q.receive(timeout=0.05)
+    except sysvmq.QueueEmpty:
+        timed_out = True
+    return got.decode(), timed_out, [t.name for t in threading.enumerate() if t.name.startswith("sysvmq ")]
+
+try:
+    print(json.dumps([sysvmq.timed_wait, *asyncio.run(main())]))
+finally:
+    q.destroy()
+"""
+
+
+def test_with_the_timer_turned_off_async_calls_poll() -> None:
+    assert json.loads(run_python(POLLING).stdout) == ["poll", "late", True, []]
