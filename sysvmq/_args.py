@@ -52,6 +52,7 @@ __all__ = [
     "max_size_arg",
     "owner_arg",
     "messages_arg",
+    "lengths_arg",
     "borrow",
     "message_arg",
     "pack",
@@ -218,6 +219,20 @@ def messages_arg(messages: object) -> None:
     """TypeError unless ``messages`` is a sequence that still holds what was not sent."""
     if isinstance(messages, (str, bytes, bytearray, memoryview)) or not isinstance(messages, collections.abc.Sequence):
         raise TypeError(f"messages must be a sequence (list or tuple) of messages, not {messages.__class__.__name__}")
+
+
+def lengths_arg(lengths: object, size: int) -> "array.array[int]":
+    """send_many's ``lengths`` as an array of size_t: ints >= 0 that add up to ``size``, the buffer's bytes."""
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, collections.abc.Iterable):
+        raise TypeError(f"lengths must be a sequence of ints, not {type(lengths).__name__}")
+    try:
+        lens = array.array(SIZE_T, lengths)
+    except (TypeError, OverflowError):
+        raise TypeError("lengths must be ints from 0 up (the bytes of each text)") from None
+    total = sum(lens)
+    if total != size:
+        raise ValueError(f"lengths add up to {total} bytes, but the buffer holds {size}")
+    return lens
 
 
 def borrow(obj: object, name: str, writable: bool) -> Any:

@@ -7,12 +7,13 @@ sent, the length of the text taken), so that it survives a signal handler
 that raises and costs Python the return value.
 """
 
+import platform
 from collections import deque
-from typing import Deque
+from typing import Deque, List
 
 from ._ffi import HEADROOM, ffi, lib, new
 
-__all__ = ["Call", "Batch", "Pool", "POOL_ROOM", "BATCH_COUNT", "BATCH_BYTES"]
+__all__ = ["Call", "Batch", "Pool", "split", "POOL_ROOM", "BATCH_COUNT", "BATCH_BYTES"]
 
 # A state with more room than this, made for one receive_into of a big buffer,
 # is freed after that call instead of kept in the pool for the handle's life.
@@ -21,6 +22,8 @@ BATCH_COUNT = 256  # messages one receive_many crossing takes at most
 BATCH_BYTES = 1 << 20  # room for texts in one crossing, at most (and at least one message)
 
 _LONG = ffi.sizeof("long")
+_NULL = ffi.NULL
+PYPY = platform.python_implementation() == "PyPy"
 _reset = lib.sysvmq_reset
 
 
@@ -58,7 +61,9 @@ class Batch:
             ``c.types`` each message's length and type, ``c.fmt`` a struct
             format that cuts the texts apart.
         view: the texts area as a buffer.
-        fmt: the format's buffer, for ``ffi.string``.
+        fmt: the format's buffer, for ``ffi.string``; None on PyPy, whose JIT
+            cannot specialise struct.unpack_from for a format it sees once: there
+            ``split`` cuts the texts apart by ``c.sizes``.
         capacity: the most messages one crossing takes.
     """
 
@@ -69,7 +74,8 @@ class Batch:
         room = max(maxlen, min(capacity * maxlen, BATCH_BYTES), 1)
         out = new("char[]", HEADROOM + room)
         texts = out + HEADROOM  # msgrcv puts each type just before its text
-        self.fmt = fmt = new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
+        fmt = _NULL if PYPY else new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
+        self.fmt = None if PYPY else fmt
         sizes = new("size_t[]", capacity)
         types = new("long[]", capacity)
         c = call.c
@@ -77,6 +83,18 @@ class Batch:
         self.view = ffi.buffer(texts, room)
         self.capacity = capacity
         self._keep = (out, sizes, types)  # the C memory c points to lives as long as this
+
+
+def split(b: Batch, n: int) -> List[bytes]:
+    """The n texts a receive_many crossing put end to end in b, cut apart by their lengths (PyPy's way)."""
+    sizes, view = b.call.c.sizes, b.view
+    texts = []
+    at = 0
+    for i in range(n):
+        end = at + sizes[i]
+        texts.append(view[at:end])
+        at = end
+    return texts
 
 
 class Pool:

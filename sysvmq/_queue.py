@@ -31,6 +31,7 @@ from ._args import (
     flags_arg,
     index_arg,
     key_arg,
+    lengths_arg,
     max_count_arg,
     max_size_arg,
     message_arg,
@@ -46,6 +47,7 @@ from ._args import (
     timeout_arg,
 )
 from ._calls import BATCH_COUNT, Batch, Call, Pool
+from ._calls import split as _split
 from ._errors import (
     NO_READ,
     NO_WRITE,
@@ -684,11 +686,12 @@ class SysVMQ:
 
     def send_many(
         self,
-        messages: Sequence[Union[bytes, str, Buffer]],
+        messages: Union[Sequence[Union[bytes, str, Buffer]], Buffer],
         type: int = 1,
         *,
         block: bool = True,
         timeout: Optional[float] = None,
+        lengths: Optional[Sequence[int]] = None,
     ) -> int:
         """Queue a sequence of messages of one type, in order, in one call into C (msgsnd(2) each).
 
@@ -699,6 +702,11 @@ class SysVMQ:
         Args:
             messages: a sequence (list, tuple) of bytes, buffers or str. Not an
                 iterator: what was not sent must still be in the caller's hands.
+                With ``lengths``: one C-contiguous buffer holding the texts end
+                to end, which is not copied before C copies each text into the
+                message buffer msgsnd reads (the list form is joined first).
+            lengths: the length of each text in ``messages``, in bytes; they
+                must add up to its size.
 
         Returns:
             How many were queued: all of them, unless ``block=False`` stopped at a full queue.
@@ -711,8 +719,10 @@ class SysVMQ:
 
         Any exception raised out of ``send_many``, a signal handler's too,
         carries ``count``: how many were queued, so that
-        ``messages[exc.count:]`` is what was not.
+        ``messages[exc.count:]`` (or ``lengths[exc.count:]``) is what was not.
         """
+        if lengths is not None:
+            return self._send_buffer(messages, type, block, timeout, lengths)
         if messages.__class__ is not list:
             messages_arg(messages)
         # Exact ints, no timeout, a list of bytes: checked inline, since a
@@ -731,6 +741,24 @@ class SysVMQ:
         if not packed:
             blob, lens = pack(messages)
             sizes = _from_buffer(_SIZES, lens)
+        return self._send_packed(blob, lens, sizes, t, nowait, wait)
+
+    def _send_buffer(self, buffer: object, mtype: object, block: bool, timeout: object, lengths: object) -> int:
+        """send_many(buffer, lengths=...): the texts end to end in one buffer, borrowed, not copied."""
+        t = send_type_arg(mtype)
+        nowait = not block
+        wait = None if timeout is None else timeout_arg(timeout, nowait)
+        blob = borrow(buffer, "messages", writable=False)
+        try:
+            lens = lengths_arg(lengths, len(blob))
+            return self._send_packed(blob, lens, _from_buffer(_SIZES, lens), t, nowait, wait)
+        finally:
+            _release_buffer(blob)
+
+    def _send_packed(
+        self, blob: Any, lens: "array.array[int]", sizes: Any, t: int, nowait: bool, wait: Optional[float]
+    ) -> int:
+        """send_many's sending: texts end to end in ``blob``, each one's length in ``lens`` (``sizes`` for C)."""
         total = len(lens)
         if not total:
             return 0
@@ -756,7 +784,7 @@ class SysVMQ:
                 calls.append(call)
                 return total
             # sysvmq_again reads the texts again: give it a pointer that lasts (see data in _helpers.h).
-            c.data = keep = _from_buffer(_CHARS, blob)
+            c.data = keep = blob if isinstance(blob, ffi.CData) else _from_buffer(_CHARS, blob)
             err = finish(call, c.err, nowait, deadline_of(wait), lambda: self._check_rest(call, lens))
             del keep
             queued = done = int(c.done)
@@ -854,7 +882,7 @@ class SysVMQ:
                     if err:
                         raise self._receive_error(err, t, f, self._buffer_size, wait)
                     n = c.done  # the wait took the first messages
-                texts: Sequence[Any] = _unpack_from(_string(fmt), view)
+                texts: Sequence[Any] = _split(b, n) if fmt is None else _unpack_from(_string(fmt), view)
                 if typed:
                     texts = list(map(Message, texts, _unpack(c.types, n)))
                 result += texts  # one step: no handler runs between its items
@@ -1029,7 +1057,7 @@ def _many_taken(b: Batch, typed: bool, result: List[Any], kept: List[int], pendi
     if ``pending`` (taken but not yet in ``result``). The state holds the types of the last crossing."""
     c = b.call.c
     n = c.done
-    last = list(_unpack_from(_string(b.fmt), b.view)) if pending and n else []
+    last = (_split(b, n) if b.fmt is None else list(_unpack_from(_string(b.fmt), b.view))) if pending and n else []
     types = _unpack(c.types, n) if n else []
     if typed:
         return result + list(map(Message, last, types))

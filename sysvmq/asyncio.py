@@ -63,7 +63,7 @@ from typing import (
 )
 
 from . import _queue, _wait
-from ._args import max_count_arg, pack, send_type_arg, timeout_arg
+from ._args import SIZE_T, max_count_arg, pack, send_type_arg, timeout_arg
 from ._calls import Call
 from ._errors import QueueEmpty, QueueFull, carry_count, carry_received, selector
 from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
@@ -492,15 +492,17 @@ class SysVMQ(_queue.SysVMQ):
         except QueueFull:
             if not block or flags & IPC_NOWAIT or wait == 0:
                 raise
-        await self._send_waiting([message], send_type_arg(type), wait)
+        blob, lens = pack([message])
+        await self._send_waiting(blob, lens, send_type_arg(type), wait)
 
     async def send_many(  # type: ignore[override]
         self,
-        messages: Sequence[Union[bytes, str, Buffer]],
+        messages: Union[Sequence[Union[bytes, str, Buffer]], Buffer],
         type: int = 1,
         *,
         block: bool = True,
         timeout: Optional[float] = None,
+        lengths: Optional[Sequence[int]] = None,
     ) -> int:
         """Queue a sequence of messages in order; as ``sysvmq.SysVMQ.send_many`` (``timeout`` bounds the whole call).
 
@@ -509,22 +511,29 @@ class SysVMQ(_queue.SysVMQ):
         """
         wait = None if timeout is None else timeout_arg(timeout, not block)
         try:
-            done = _SyncQ.send_many(self, messages, type, block=False)
+            done = _SyncQ.send_many(self, messages, type, block=False, lengths=lengths)
         except QueueFull:
             if not block or wait == 0:
                 raise
             done = 0
-        if done == len(messages) or not block:
+        total = len(messages) if lengths is None else len(lengths)
+        if done == total or not block:
             return done
+        if lengths is None:
+            blob, lens = pack(messages[done:])
+        else:
+            with memoryview(messages) as view:  # type: ignore[arg-type]
+                blob = view.cast("B")[sum(lengths[:done]) :].tobytes()
+            lens = array.array(SIZE_T, lengths[done:])
         try:
-            return done + await self._send_waiting(messages[done:], send_type_arg(type), wait)
+            return done + await self._send_waiting(blob, lens, send_type_arg(type), wait)
         except BaseException as exc:
             carry_count(exc, done + getattr(exc, "count", 0))
             raise
 
-    async def _send_waiting(self, messages: Sequence[Any], mtype: int, wait: Optional[float]) -> int:
-        """Send in a worker thread, waiting for room; how many it sent, whatever ends it (``count``)."""
-        blob, lens = pack(messages)
+    async def _send_waiting(self, blob: bytes, lens: "array.array[int]", mtype: int, wait: Optional[float]) -> int:
+        """Send the texts of blob (lengths lens) in a worker thread, waiting for room; how many it sent,
+        whatever ends it (``count``)."""
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else _monotonic() + wait
         if not _wait._start_timer():

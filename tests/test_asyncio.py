@@ -97,6 +97,17 @@ async def test_every_call_round_trips(aq: AsyncQ) -> None:
     assert await aq.receive_many_messages(5) == [Message(b"c", 3)]
 
 
+async def test_send_many_from_one_buffer_waits_for_room_for_the_rest(aq: AsyncQ) -> None:
+    aq.update(max_size=2000)
+    buffer = b"a" * 1000 + b"b" * 1000 + b"c" * 1000
+    sending = asyncio.ensure_future(aq.send_many(buffer, lengths=[1000, 1000, 1000]))
+    await asyncio.sleep(0.02)
+    assert not sending.done()  # two fitted; the third waits
+    assert await aq.receive() == b"a" * 1000
+    assert await sending == 3
+    assert await aq.receive_many(5) == [b"b" * 1000, b"c" * 1000]
+
+
 async def test_sync_and_async_handles_share_a_queue(aq: AsyncQ) -> None:
     sync = _sync(aq)
     sync.send(b"from sync")

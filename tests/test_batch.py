@@ -244,3 +244,34 @@ def test_receive_many_survives_a_signal_handler_that_returns(queue: SysVMQ) -> N
     if len(got) < 2:  # it may wake between the two sends
         got += queue.receive_many(5, block=False)
     assert got == [b"after", b"signal"]
+
+
+@pytest.mark.parametrize("buffer", [b"onetwothree", bytearray(b"onetwothree"), memoryview(b"xxonetwothree")[2:]])
+def test_send_many_from_one_buffer_and_lengths(queue: SysVMQ, buffer: object) -> None:
+    assert queue.send_many(buffer, 4, lengths=[3, 3, 0, 5]) == 4
+    assert queue.receive_many_messages(10) == [Message(t, 4) for t in (b"one", b"two", b"", b"three")]
+
+
+def test_send_many_from_one_buffer_stops_at_a_full_queue_and_says_where(queue: SysVMQ) -> None:
+    queue.update(max_size=3000)
+    buffer = bytes(range(250)) * 20  # 5,000 bytes: five texts of 1,000
+    lengths = [1000] * 5
+    assert queue.send_many(buffer, lengths=lengths, block=False) == 3
+    with pytest.raises(sysvmq.QueueFull) as info:
+        queue.send_many(buffer, lengths=lengths, timeout=0.01)
+    assert info.value.count == 0
+    assert queue.receive_many(10) == [buffer[i * 1000 : (i + 1) * 1000] for i in range(3)]
+
+
+def test_send_many_from_one_buffer_checks_each_text_against_max_size(queue: SysVMQ) -> None:
+    queue.update(max_size=100)
+    with pytest.raises(sysvmq.MessageTooLarge, match=r"messages\[1\] of 101 bytes"):
+        queue.send_many(b"a" * 151, lengths=[50, 101])
+    assert queue.stats().count == 0
+
+
+def test_send_many_from_a_bytearray_releases_it(queue: SysVMQ) -> None:
+    buffer = bytearray(b"abcd")
+    queue.send_many(buffer, lengths=[2, 2])
+    buffer += b"more"  # it can grow again: the call released it
+    assert queue.receive_many(5) == [b"ab", b"cd"]
