@@ -260,8 +260,12 @@ ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type)
     return receive_one(c, 0);
 }
 
-/* The first try of a timed receive: without waiting. */
-ssize_t sysvmq_rx_nowait(struct sysvmq_call *c, long type)
+ssize_t sysvmq_try_rx(struct sysvmq_call *c)
+{
+    return sysvmq_try_rx_type(c, 0);
+}
+
+ssize_t sysvmq_try_rx_type(struct sysvmq_call *c, long type)
 {
     c->op = SYSVMQ_RECEIVE;
     c->type = type;
@@ -271,7 +275,7 @@ ssize_t sysvmq_rx_nowait(struct sysvmq_call *c, long type)
     return receive_one(c, IPC_NOWAIT);
 }
 
-ssize_t sysvmq_rx_into_nowait(struct sysvmq_call *c, char *dest, size_t len, long type)
+ssize_t sysvmq_try_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type)
 {
     c->op = SYSVMQ_RECEIVE;
     c->type = type;

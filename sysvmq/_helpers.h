@@ -146,8 +146,10 @@ size_t sysvmq_total(const size_t *lens, size_t count);
 ssize_t sysvmq_rx(struct sysvmq_call *c);
 ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);
-ssize_t sysvmq_rx_nowait(struct sysvmq_call *c, long type);
-ssize_t sysvmq_rx_into_nowait(struct sysvmq_call *c, char *dest, size_t len, long type);
+/* The same, trying once without waiting (the first try of timed and non-blocking receives). */
+ssize_t sysvmq_try_rx(struct sysvmq_call *c);
+ssize_t sysvmq_try_rx_type(struct sysvmq_call *c, long type);
+ssize_t sysvmq_try_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);
 ssize_t sysvmq_receive(struct sysvmq_call *c, long type, int flags, char *dest, size_t size);
 ssize_t sysvmq_receive_many(struct sysvmq_call *c, long type, int flags, size_t max_count);
 

@@ -114,9 +114,14 @@ _tickets = itertools.count(1)  # for sysvmq_send1: unique within a thread is eno
 _c_rx = lib.sysvmq_rx
 _c_rx_type = lib.sysvmq_rx_type
 _c_rx_into = lib.sysvmq_rx_into
-_c_rx_nowait = lib.sysvmq_rx_nowait
-_c_rx_into_nowait = lib.sysvmq_rx_into_nowait
-_INF = float("inf")
+_c_try_rx = lib.sysvmq_try_rx
+_c_try_rx_type = lib.sysvmq_try_rx_type
+_c_try_rx_into = lib.sysvmq_try_rx_into
+# The fast paths take a timeout as it is, a float or an int from 0 up to these (31 years), each
+# class tested apart so that CPython compares with its specialised float or int comparison;
+# the general path checks the rest.
+_FAST_TIMEOUT = 1e9
+_FAST_INT_TIMEOUT = 1_000_000_000
 _c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
 _c_total = lib.sysvmq_total
@@ -330,7 +335,16 @@ class SysVMQ:
             message.__class__ is bytes
             and (type is _ONE or type.__class__ is int)
             and flags is _ZERO
-            and (timeout is None or (block and _timed(timeout)))
+            and (
+                timeout is None
+                or (
+                    block
+                    and (
+                        (timeout.__class__ is float and 0.0 <= timeout < _FAST_TIMEOUT)
+                        or (timeout.__class__ is int and 0 <= timeout < _FAST_INT_TIMEOUT)
+                    )
+                )
+            )
         ):
             # The fast path: one try without waiting, its outcome kept by ticket.
             ticket = next(_tickets)
@@ -454,41 +468,60 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None  # c: bound as C is entered (see the module docstring); mtype: taken
         try:
-            if flags is _ZERO and not truncate:
-                if block and timeout is None:
-                    if type is _ZERO:
-                        n = _c_rx(c := call.c)
-                    elif type.__class__ is int:
-                        try:
-                            n = _c_rx_type(c := call.c, type)
-                        except OverflowError:  # a type beyond C long, refused before C ran
-                            c, n = None, -2
-                    else:
-                        n = -2
-                    if n >= 0:
-                        data: bytes = call.text[:n]
-                        mtype = call.mtype[0]
-                        calls.append(call)
-                        return data
-                    if n == -1:  # EINTR and the like: wait on as a blocking call does
-                        n = self._receive_wait(call, c.err, type, 0, False, None, self._buffer_size)  # type: ignore[union-attr]
-                        data = call.text[:n]
-                        mtype = call.mtype[0]
-                        calls.append(call)
-                        return data
-                elif (type is _ZERO or type.__class__ is int) and ((block and _timed(timeout)) or timeout is None):
-                    # A timed or non-blocking call tries without waiting first; a timed one then waits.
+            # The blocking call first, then the timed and non-blocking ones. Tested in this order,
+            # no jump needs an extended argument, which the blocking path would pay for.
+            if block and timeout is None and flags is _ZERO and not truncate:
+                if type is _ZERO:
+                    n = _c_rx(c := call.c)
+                elif type.__class__ is int:
                     try:
-                        n = _c_rx_nowait(c := call.c, type)
+                        n = _c_rx_type(c := call.c, type)
+                    except OverflowError:  # a type beyond C long, refused before C ran
+                        c, n = None, -2
+                else:
+                    n = -2
+                if n >= 0:
+                    data: bytes = call.text[:n]
+                    mtype = call.mtype[0]
+                    calls.append(call)
+                    return data
+                if n == -1:  # EINTR and the like: wait on as a blocking call does
+                    n = self._receive_wait(call, c.err, type, 0, False, None, self._buffer_size)  # type: ignore[union-attr]
+                    data = call.text[:n]
+                    mtype = call.mtype[0]
+                    calls.append(call)
+                    return data
+            elif (
+                flags is _ZERO
+                and not truncate
+                and (
+                    timeout is None
+                    or (
+                        block
+                        and (
+                            (timeout.__class__ is float and 0.0 <= timeout < _FAST_TIMEOUT)
+                            or (timeout.__class__ is int and 0 <= timeout < _FAST_INT_TIMEOUT)
+                        )
+                    )
+                )
+            ):
+                # A timed or non-blocking call tries without waiting first; a timed one then waits.
+                if type is _ZERO:
+                    n = _c_try_rx(c := call.c)
+                elif type.__class__ is int:
+                    try:
+                        n = _c_try_rx_type(c := call.c, type)
                     except OverflowError:
                         c, n = None, -2
-                    if n == -1:
-                        n = self._receive_wait(call, c.err, type, 0, not block, timeout, self._buffer_size)  # type: ignore[union-attr]
-                    if n >= 0:
-                        data = call.text[:n]
-                        mtype = call.mtype[0]
-                        calls.append(call)
-                        return data
+                else:
+                    n = -2
+                if n == -1:
+                    n = self._receive_wait(call, c.err, type, 0, not block, timeout, self._buffer_size)  # type: ignore[union-attr]
+                if n >= 0:
+                    data = call.text[:n]
+                    mtype = call.mtype[0]
+                    calls.append(call)
+                    return data
             _c_reset(call.c)
             c = call.c
             n = self._receive(call, type, flags, block, timeout, truncate, None)
@@ -533,11 +566,22 @@ class SysVMQ:
                             c, n = None, -2
                     else:
                         n = -2
-                elif (type is _ZERO or type.__class__ is int) and ((block and _timed(timeout)) or timeout is None):
-                    try:
-                        n = _c_rx_nowait(c := call.c, type)
-                    except OverflowError:
-                        c, n = None, -2
+                elif timeout is None or (
+                    block
+                    and (
+                        (timeout.__class__ is float and 0.0 <= timeout < _FAST_TIMEOUT)
+                        or (timeout.__class__ is int and 0 <= timeout < _FAST_INT_TIMEOUT)
+                    )
+                ):
+                    if type is _ZERO:
+                        n = _c_try_rx(c := call.c)
+                    elif type.__class__ is int:
+                        try:
+                            n = _c_try_rx_type(c := call.c, type)
+                        except OverflowError:
+                            c, n = None, -2
+                    else:
+                        n = -2
                     wait = timeout
                 else:
                     n = -2
@@ -615,9 +659,18 @@ class SysVMQ:
                             mtype = call.mtype[0]
                             calls.append(call)
                             return n, mtype
-                elif ((block and _timed(timeout)) or timeout is None) and size <= call.room:
+                elif (
+                    timeout is None
+                    or (
+                        block
+                        and (
+                            (timeout.__class__ is float and 0.0 <= timeout < _FAST_TIMEOUT)
+                            or (timeout.__class__ is int and 0 <= timeout < _FAST_INT_TIMEOUT)
+                        )
+                    )
+                ) and size <= call.room:
                     try:
-                        n = _c_rx_into_nowait(c := call.c, dest, size, type)
+                        n = _c_try_rx_into(c := call.c, dest, size, type)
                     except OverflowError:
                         c, n = None, -2
                     if n == -1:
@@ -1036,11 +1089,6 @@ class SysVMQ:
         if err in (errno.EACCES, errno.EPERM):
             return error_from_errno(err, where, denied)
         return error_from_errno(err, where)
-
-
-def _timed(timeout: object) -> bool:
-    """A timeout the fast paths take as it is: a finite, non-negative float or int (not bool)."""
-    return (timeout.__class__ is float or timeout.__class__ is int) and 0 <= timeout < _INF
 
 
 def _taken(call: Call) -> List[Message]:

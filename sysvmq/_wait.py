@@ -39,6 +39,7 @@ __all__ = ["finish", "deadline_of", "timed_wait", "timer_signal", "set_timer_sig
 POLL_FIRST = 50e-6
 POLL_MAX = 1e-3
 SLICE = 0.5  # seconds a cancellable wait sleeps in the kernel before it looks whether it is cancelled
+MAX_TIMER_WAIT = 86400.0  # seconds one arming of the timer covers at most
 # The environment variable read at import: a signal (60, SIGRTMAX-4,
 # SIGRTMIN+3) for the timer, or "off" to poll.
 ENV = "SYSVMQ_TIMER_SIGNAL"
@@ -233,7 +234,8 @@ def finish(
         if left <= 0:
             return timed_out
         if timer:
-            until = now + SLICE if cancelled is not None and left > SLICE else now + left
+            # A very long timeout is waited for in days: a C long long of nanoseconds holds 292 years.
+            until = now + min(left, SLICE if cancelled is not None else MAX_TIMER_WAIT)
             rc = _again_until(c, math.ceil(until * 1e9))
             if rc >= 0:
                 return 0
