@@ -15,7 +15,6 @@ Usage: python .ci/cross_compile.py [TARGET ...]   (needs cffi and ziglang, from 
 Exits 1 if any target fails, naming it, the file, and the compiler's first errors.
 """
 
-import os
 import pathlib
 import re
 import shutil
@@ -189,15 +188,17 @@ def check(target: str, generated: pathlib.Path, work: pathlib.Path) -> Dict[str,
     common = ["-c", "-O2", "-fPIC", *WARNINGS, *defines()]
     for d in build_ffi.INCLUDE_DIRS:
         common += ["-I", d]
-    compile_or_fail(target, generated.name, [*common, "-I", str(inc), str(generated), "-o", os.devnull])
+    # Objects into work: zig's cc given -o /dev/null writes NAME.o into the current folder.
+    compile_or_fail(target, generated.name, [*common, "-I", str(inc), str(generated), "-o", str(work / "module.o")])
     for source in build_ffi.SOURCES:
-        compile_or_fail(target, source, [*common, source, "-o", os.devnull])
+        compile_or_fail(target, source, [*common, source, "-o", str(work / "source.o")])
     return what_it_sees(target, work)
 
 
-def refused(target: str, words: str) -> Optional[str]:
+def refused(target: str, words: str, work: pathlib.Path) -> Optional[str]:
     """None if _helpers.c refuses the target with its words; else what went wrong."""
-    proc = zig_cc(target, ["-c", *WARNINGS, *defines(), "-I", "sysvmq", "sysvmq/_helpers.c", "-o", os.devnull])
+    args = ["-c", *WARNINGS, *defines(), "-I", "sysvmq", "sysvmq/_helpers.c", "-o", str(work / "refused.o")]
+    proc = zig_cc(target, args)
     if proc.returncode == 0:
         return "compiled, and should have been refused"
     if words not in proc.stderr:
@@ -230,6 +231,9 @@ def main(argv: Sequence[str]) -> int:
                 failed.append((t.triple, str(exc)))
                 print(f"FAILED {t.triple} ({t.what}): {exc}", flush=True)
             shutil.rmtree(target_work)
+        refusals: List[Tuple[str, Optional[str]]] = [
+            (triple, refused(triple, words, work)) for triple, words in REFUSED.items() if not argv or triple in argv
+        ]
     has = sorted({k for _, seen, _ in rows for k in seen if k.startswith("HAS_")})
     head = f"{'target':<22} {'long':>4} {'key_t':>5} {'time_t':>6} {'endian':>6} {'in place':>8}  "
     print()
@@ -245,12 +249,9 @@ def main(argv: Sequence[str]) -> int:
         ]
         flags = "  ".join(f"{seen.get(h, '?')!s:>{len(h) - 4}}" for h in has)
         print(" ".join(cells) + " " + flags + f"   {t.what} ({took:.1f} s)")
-    for triple, words in REFUSED.items():
-        if argv and triple not in argv:
-            continue
-        problem = refused(triple, words)
+    for triple, problem in refusals:
         if problem is None:
-            print(f"{triple:<22} refused at compile time, as it must be: {words}")
+            print(f"{triple:<22} refused at compile time, as it must be: {REFUSED[triple]}")
         else:
             failed.append((triple, problem))
             print(f"FAILED {triple}: {problem}")
@@ -259,7 +260,7 @@ def main(argv: Sequence[str]) -> int:
         for triple, why in failed:
             print(f"  {triple}: {why}")
         return 1
-    print(f"\ncross-compile: {len(rows)} targets compiled, {len(REFUSED) if not argv else 0} refused as they must be")
+    print(f"\ncross-compile: {len(rows)} targets compiled, {len(refusals)} refused as they must be")
     return 0
 
 
