@@ -91,16 +91,24 @@ def helpers_cdef(header: pathlib.Path = HEADER) -> str:
     return found.group(1)
 
 
+# The compiler's inputs besides the generated C (paths relative to this file's
+# folder); .ci/cross_compile.py compiles with the same for every platform.
+SOURCES = ["sysvmq/_helpers.c"]
+INCLUDE_DIRS = ["sysvmq"]
+# On the command line, so before any header: the generated C includes pyconfig.h
+# first of all, and glibc settles at its first header whether it shows the Linux
+# names (struct msgbuf, struct msginfo); a #define in the source would come too late.
+DEFINE_MACROS = [("_GNU_SOURCE", "1")]
+
 ffibuilder = FFI()
 ffibuilder.cdef(SYSTEM + helpers_cdef())
 ffibuilder.set_source(
     "sysvmq._sysvmq_cffi",
     '#include "_helpers.h"',
-    sources=[str((HERE / "sysvmq" / "_helpers.c").relative_to(HERE))],
-    include_dirs=[str((HERE / "sysvmq").relative_to(HERE))],
-    # Before any system header, so that glibc shows the Linux names (MSG_EXCEPT, struct msginfo).
-    define_macros=[("_GNU_SOURCE", "1")],
-    # timer_create lives in librt before glibc 2.17; naming it costs nothing after.
+    sources=SOURCES,
+    include_dirs=INCLUDE_DIRS,
+    define_macros=DEFINE_MACROS,
+    # timer_create lives in librt before glibc 2.17 (manylinux2014's); naming it costs nothing after.
     libraries=["rt"] if sys.platform.startswith("linux") else [],
 )
 

@@ -13,7 +13,7 @@ import sysvmq
 from sysvmq._ffi import HEADROOM, ffi, lib
 
 _c_send, _c_rx, _c_rx_into = lib.sysvmq_send, lib.sysvmq_rx, lib.sysvmq_rx_into
-_c_send_many, _c_receive_many = lib.sysvmq_send_many, lib.sysvmq_receive_many
+_c_send_many, _c_receive_many, _c_again = lib.sysvmq_send_many, lib.sysvmq_receive_many, lib.sysvmq_again
 _from_buffer, _release, _string, _unpack_from = ffi.from_buffer, ffi.release, ffi.string, struct.unpack_from
 _CHARS, _SIZES = ffi.typeof("char[]"), ffi.typeof("size_t[]")
 _PYPY = platform.python_implementation() == "PyPy"
@@ -42,7 +42,10 @@ class SignatureFloor:
     def send(
         self, message: bytes, type: int = 1, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None
     ) -> None:
-        _c_send(self._c, type, message, len(message))  # one msgsnd(IPC_NOWAIT): the queue never fills here
+        # One msgsnd(IPC_NOWAIT); where the queue is full (a producer ahead of its consumer in
+        # another process), the same send again, blocking, as send(block=True) waits.
+        if _c_send(self._c, type, message, len(message)) < 0:
+            _c_again(self._c, 0)
 
     def receive(
         self,

@@ -28,11 +28,29 @@ typedef char sysvmq_call_holds_a_msgbuf[
 #  error "sysvmq/_helpers.c: x32 is not supported (the kernel's msgbuf type is 64 bits, C long is 32)"
 #endif
 
+/* That msgbuf must be the platform's: glibc types mtype __syscall_slong_t
+   (64 bits on x32), musl long; macOS calls it struct mymsg. The BSDs declare
+   none in their headers; their msgsnd(2) documents a long mtype. */
+#if defined(__linux__)
+#  define SYSVMQ_PLATFORM_MSGBUF struct msgbuf
+#elif defined(__APPLE__)
+#  define SYSVMQ_PLATFORM_MSGBUF struct mymsg
+#elif defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
+/* nothing declared to check against */
+#else
+#  error "sysvmq/_helpers.c: what is this platform's msgbuf? Add it to the list."
+#endif
+#ifdef SYSVMQ_PLATFORM_MSGBUF
+_Static_assert(sizeof(((SYSVMQ_PLATFORM_MSGBUF *)0)->mtype) == sizeof(long)
+                   && offsetof(SYSVMQ_PLATFORM_MSGBUF, mtext) == sizeof(long),
+               "the platform's msgbuf is not a long and the text right behind it, as struct sysvmq_call's is");
+#endif
+
 /* receive_many puts each text straight into its place, its type landing on
    the bytes before it; machines that fault on a misaligned long copy instead. */
 #if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
 #  define SYSVMQ_ANY_ALIGNMENT 1
-#else
+#else /* any other machine: the copy, right everywhere (not a platform difference) */
 #  define SYSVMQ_ANY_ALIGNMENT 0
 #endif
 
@@ -552,7 +570,7 @@ unsigned long sysvmq_cbytes(const struct msqid_ds *ds)
 /* msgctl(IPC_INFO or MSG_INFO): the limits, or the system-wide usage. */
 int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out)
 {
-#if SYSVMQ_LINUX
+#if defined(__linux__)
     struct msginfo info;
     int rc = msgctl(0, cmd, (struct msqid_ds *)(void *)&info);
 
@@ -567,11 +585,15 @@ int sysvmq_msginfo(int cmd, struct sysvmq_msginfo *out)
     out->msgtql = info.msgtql;
     out->msgseg = info.msgseg;
     return rc;
-#else
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) \
+    || defined(__DragonFly__)
+    /* No IPC_INFO or MSG_INFO: HAS_IPC_INFO and HAS_MSG_INFO are 0 there. */
     (void)cmd;
     (void)out;
     errno = ENOSYS;
     return -1;
+#else
+#  error "sysvmq_msginfo: does this platform have msgctl(IPC_INFO)? Add it to a list."
 #endif
 }
 

@@ -14,6 +14,14 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 
+/* glibc settles what its headers show at the first one included, so
+   _GNU_SOURCE (struct msgbuf, struct msginfo) must come before any: build_ffi.py
+   passes it with -D, ahead even of the pyconfig.h that the generated C includes
+   first, and _helpers.c defines it on its first line. */
+#if defined(__GLIBC__) && !defined(__USE_GNU)
+#  error "sysvmq/_helpers.h: glibc's headers came before _GNU_SOURCE; define it ahead of every #include"
+#endif
+
 #if defined(__linux__)
 /* Linux's extra msgctl commands and msgrcv flags are kernel ABI: a libc
    that lacks a name still talks to a kernel that has the number. */

@@ -162,8 +162,10 @@ class SysVMQ:
     msgctl(2).
 
     Args:
-        key: the queue's key, 0..2**32-1 (or the negative int with the same
-            bits), or IPC_PRIVATE for a new queue no other key reaches.
+        key: the queue's key, as many bits as the platform's key_t (32 on
+            Linux and macOS, 0..2**32-1; 64 on the 64-bit BSDs), or the
+            negative int with the same bits, or IPC_PRIVATE for a new queue no
+            other key reaches.
         buffer_size: the longest message this handle receives, in bytes;
             None means the kernel's current msgmax.
         flags: msgget(2) flags, IPC_CREAT and IPC_EXCL, or-ed with the

@@ -17,8 +17,6 @@ __all__ = [
     "usage_from_msginfo",
 ]
 
-_KEY_MASK = 0xFFFFFFFF
-
 
 class Message(NamedTuple):
     """A received message: its bytes and its type."""
@@ -95,13 +93,14 @@ def stats_from_msqid_ds(msqid: int, ds: Any, key: int, size: int) -> QueueStats:
     Args:
         msqid: the queue's id.
         ds: the ``struct msqid_ds *`` cdata that msgctl filled.
-        key: the key, read by the platform's helper (its field name differs).
+        key: the key, unsigned (as wide as key_t: 64 bits on the 64-bit BSDs), read by
+            the platform's helper (its field name differs).
         size: the bytes queued, read by the platform's helper (likewise).
     """
     perm = ds.msg_perm
     return QueueStats(
         id=msqid,
-        key=key & _KEY_MASK,
+        key=key,
         count=int(ds.msg_qnum),
         size=size,
         max_size=int(ds.msg_qbytes),

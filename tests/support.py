@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,11 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import sysvmq
 from sysvmq import SysVMQ
+
+# The range of a message type: C long, as the struct module (not sysvmq) sizes it here.
+# 2**63-1 on 64-bit Linux, 2**31-1 on 32-bit (i386, arm).
+LONG_MAX = (1 << (8 * struct.calcsize("l") - 1)) - 1
+LONG_MIN = -LONG_MAX - 1
 
 # Every queue id the suite has made, in this process or reported by a child.
 CREATED: Set[int] = set()

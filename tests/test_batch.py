@@ -6,7 +6,7 @@ import signal
 import threading
 
 import pytest
-from support import fill, wait_blocked
+from support import LONG_MAX, fill, wait_blocked
 
 import sysvmq
 from sysvmq import Message, SysVMQ
@@ -65,7 +65,7 @@ def test_send_many_message_above_msgmax_sends_nothing(queue: SysVMQ) -> None:
     assert queue.stats().count == 0
 
 
-@pytest.mark.parametrize("mtype", [0, -3, 2**63])
+@pytest.mark.parametrize("mtype", [0, -3, LONG_MAX + 1, 2**63])
 def test_send_many_type_out_of_range(queue: SysVMQ, mtype: int) -> None:
     with pytest.raises(ValueError, match="type must be 1"):
         queue.send_many([b"a"], mtype)

@@ -143,10 +143,10 @@ if pid == 0:
     os.setuid(65534)  # and so no CAP_SYS_RESOURCE
     try:
         q.update(mode=0o640)
-        print(json.dumps(None))
+        print(json.dumps(None), flush=True)
     except sysvmq.SysVMQError as exc:
-        print(json.dumps([type(exc).__name__, exc.errno, str(exc)]))
-    os._exit(0)
+        print(json.dumps([type(exc).__name__, exc.errno, str(exc)]), flush=True)
+    os._exit(0)  # no exit handlers, no flush: hence flush=True above
 os.waitpid(pid, 0)
 """
 

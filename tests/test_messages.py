@@ -6,7 +6,7 @@ import math
 import time
 
 import pytest
-from support import fill
+from support import LONG_MAX, LONG_MIN, fill
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -112,13 +112,13 @@ def test_msg_except_takes_any_other_type(queue: SysVMQ) -> None:
     assert queue.receive_message(1, sysvmq.MSG_EXCEPT) == sysvmq.Message(b"b", 2)
 
 
-@pytest.mark.parametrize("mtype", [2**63 - 1, 1])
+@pytest.mark.parametrize("mtype", [LONG_MAX, 1])
 def test_full_c_long_types(queue: SysVMQ, mtype: int) -> None:
     queue.send(b"t", mtype)
     assert queue.receive_message(mtype).type == mtype
 
 
-@pytest.mark.parametrize("mtype", [0, -1, 2**63])
+@pytest.mark.parametrize("mtype", [0, -1, LONG_MAX + 1, 2**63])
 def test_send_type_out_of_range_is_value_error(queue: SysVMQ, mtype: int) -> None:
     with pytest.raises(ValueError, match=r"type must be 1\.\."):
         queue.send(b"x", mtype)
@@ -133,16 +133,17 @@ def test_type_of_wrong_type_is_type_error(queue: SysVMQ, mtype: object) -> None:
         queue.receive(mtype)  # type: ignore[arg-type]
 
 
-def test_receive_type_beyond_c_long_is_value_error(queue: SysVMQ) -> None:
+@pytest.mark.parametrize("mtype", [LONG_MAX + 1, LONG_MIN - 1, 2**63])
+def test_receive_type_beyond_c_long_is_value_error(queue: SysVMQ, mtype: int) -> None:
     queue.send(b"stays")
     with pytest.raises(ValueError, match=r"type must fit a C long \("):
-        queue.receive(2**63)
+        queue.receive(mtype)
     assert queue.receive() == b"stays"
 
 
 def test_lowest_c_long_receive_type_means_any_type(queue: SysVMQ) -> None:
-    queue.send(b"t", 2**63 - 1)
-    assert queue.receive(-(2**63)) == b"t"
+    queue.send(b"t", LONG_MAX)
+    assert queue.receive(LONG_MIN) == b"t"
 
 
 def test_unknown_flags_are_value_error(queue: SysVMQ) -> None:

@@ -5,13 +5,12 @@ from typing import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import register, remove
+from support import LONG_MAX, register, remove
 
 import sysvmq
 from sysvmq import SysVMQ
 
 MSGMAX = sysvmq.limits().msgmax
-LONG_MAX = 2**63 - 1
 
 
 @pytest.fixture(scope="module")
