@@ -13,12 +13,13 @@ from typing import Deque, List
 
 from ._ffi import HEADROOM, ffi, lib, new
 
-__all__ = ["Call", "Batch", "Pool", "split", "POOL_ROOM", "BATCH_COUNT", "BATCH_BYTES"]
+__all__ = ["Call", "Batch", "Pool", "split", "POOL_ROOM", "BATCH_COUNT", "BATCH_BYTES", "BATCH_WANTED"]
 
 # A state with more room than this, made for one receive_into of a big buffer,
 # is freed after that call instead of kept in the pool for the handle's life.
 POOL_ROOM = 1 << 16
 BATCH_COUNT = 256  # messages one receive_many crossing takes at most
+BATCH_WANTED = 64  # the least a batch state is made for: most calls ask for up to this many
 BATCH_BYTES = 1 << 20  # room for texts in one crossing, at most (and at least one message)
 
 _LONG = ffi.sizeof("long")
@@ -65,9 +66,14 @@ class Batch:
             cannot specialise struct.unpack_from for a format it sees once: there
             ``split`` cuts the texts apart by ``c.sizes``.
         capacity: the most messages one crossing takes.
+        sure: the most one crossing is sure to take, whatever their lengths
+            (at most ``capacity``, and as many as ``buffer_size`` fills the area with).
+        c: ``call.c``, one attribute nearer.
+        types: ``c.types`` as a memoryview of C long, for ``tolist``.
+        rawtypes: ``c.types`` as a cffi buffer: slicing it snapshots them in one copy.
     """
 
-    __slots__ = ("call", "view", "fmt", "capacity", "_keep")
+    __slots__ = ("call", "view", "fmt", "capacity", "sure", "c", "types", "rawtypes", "_keep")
 
     def __init__(self, msqid: int, maxlen: int, capacity: int) -> None:
         self.call = call = Call(msqid, maxlen, 0)
@@ -82,6 +88,10 @@ class Batch:
         c.dest, c.size, c.sizes, c.types, c.fmt = texts, room, sizes, types, fmt
         self.view = ffi.buffer(texts, room)
         self.capacity = capacity
+        self.sure = min(capacity, room // maxlen) if maxlen else capacity
+        self.c = c
+        self.rawtypes = ffi.buffer(types, capacity * _LONG)
+        self.types = memoryview(self.rawtypes).cast("l")
         self._keep = (out, sizes, types)  # the C memory c points to lives as long as this
 
 

@@ -46,7 +46,7 @@ from ._args import (
     send_type_arg,
     timeout_arg,
 )
-from ._calls import BATCH_COUNT, Batch, Call, Pool
+from ._calls import BATCH_COUNT, BATCH_WANTED, Batch, Call, Pool
 from ._calls import split as _split
 from ._errors import (
     NO_READ,
@@ -140,6 +140,8 @@ _release_buffer = ffi.release
 _CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would parse the string on every call
 _SIZES = ffi.typeof("size_t[]")
 _array = array.array
+_memoryview = memoryview
+_LONG_SIZE = ffi.sizeof("long")
 _monotonic = time.monotonic
 
 _Q = TypeVar("_Q", bound="SysVMQ")
@@ -178,13 +180,14 @@ class SysVMQ:
             kernel.msgmni queues exist.
     """
 
-    __slots__ = ("_id", "_key", "_buffer_size", "_pool", "_calls", "_capacity", "__weakref__")
+    __slots__ = ("_id", "_key", "_buffer_size", "_pool", "_calls", "_batches", "_capacity", "__weakref__")
 
     _id: int
     _key: int
     _buffer_size: int
     _pool: Pool  # idle call states (see _calls)
     _calls: Any  # _pool.calls, one attribute away for the hot paths
+    _batches: Any  # _pool.batches, likewise
     _capacity: Capacity  # the longest message the queue accepts, as last read
 
     def __init__(self, key: int, buffer_size: Optional[int] = None, flags: int = 0) -> None:
@@ -199,6 +202,7 @@ class SysVMQ:
         self._buffer_size = buffer_size
         self._pool = Pool(msqid, buffer_size)
         self._calls = self._pool.calls
+        self._batches = self._pool.batches
         self._capacity = Capacity(msqid)
 
     # named constructors
@@ -776,85 +780,75 @@ class SysVMQ:
         carries ``count``: how many were queued, so that
         ``messages[exc.count:]`` (or ``lengths[exc.count:]``) is what was not.
         """
-        if lengths is not None:
-            return self._send_buffer(messages, type, block, timeout, lengths)
-        if messages.__class__ is not list:
-            messages_arg(messages)
         # Exact ints, no timeout, a list of bytes: checked inline, since a
         # batch of two 8 KiB messages must not pay more in Python than in C.
         t = type if type.__class__ is int and 0 < type <= LONG_MAX else send_type_arg(type)
         nowait = not block
         wait = None if timeout is None else timeout_arg(timeout, nowait)
-        try:
-            blob = b"".join(messages)  # type: ignore[arg-type]  # a str raises TypeError: pack() below
-            lens = _array(SIZE_T, map(len, messages))
-            sizes = _from_buffer(_SIZES, lens)
-            # len() counts items, not bytes (an array('i') differs): the lengths must add up.
-            packed = _c_total(sizes, len(lens)) == len(blob)
-        except (TypeError, BufferError):
-            packed = False
-        if not packed:
-            blob, lens = pack(messages)
-            sizes = _from_buffer(_SIZES, lens)
-        return self._send_packed(blob, lens, sizes, t, nowait, wait)
-
-    def _send_buffer(self, buffer: object, mtype: object, block: bool, timeout: object, lengths: object) -> int:
-        """send_many(buffer, lengths=...): the texts end to end in one buffer, borrowed, not copied."""
-        t = send_type_arg(mtype)
-        nowait = not block
-        wait = None if timeout is None else timeout_arg(timeout, nowait)
-        blob = borrow(buffer, "messages", writable=False)
-        try:
+        borrowed = None
+        if lengths is None:
+            if messages.__class__ is not list:
+                messages_arg(messages)
+            try:
+                blob = b"".join(messages)  # type: ignore[arg-type]  # a str raises TypeError: pack() below
+                lens = _array(SIZE_T, map(len, messages))
+                sizes = _from_buffer(_SIZES, lens)
+                # len() counts items, not bytes (an array('i') differs): the lengths must add up.
+                packed = _c_total(sizes, len(lens)) == len(blob)
+            except (TypeError, BufferError):
+                packed = False
+            if not packed:
+                blob, lens = pack(messages)
+                sizes = _from_buffer(_SIZES, lens)
+        else:  # the texts end to end in one buffer: borrowed, not copied
+            blob = borrowed = borrow(messages, "messages", writable=False)
             lens = lengths_arg(lengths, len(blob))
-            return self._send_packed(blob, lens, _from_buffer(_SIZES, lens), t, nowait, wait)
-        finally:
-            _release_buffer(blob)
-
-    def _send_packed(
-        self, blob: Any, lens: "array.array[int]", sizes: Any, t: int, nowait: bool, wait: Optional[float]
-    ) -> int:
-        """send_many's sending: texts end to end in ``blob``, each one's length in ``lens`` (``sizes`` for C)."""
-        total = len(lens)
-        if not total:
-            return 0
-        # No message is longer than all of them together: most batches need no max().
-        nbytes = len(blob)
-        cap = self._capacity
-        if _monotonic() > cap.until:
-            cap.refresh()
-        longest = nbytes if nbytes <= cap.longest else max(lens)  # at least the longest message
-        if longest > cap.longest:
-            self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
-        calls = self._calls
+            sizes = _from_buffer(_SIZES, lens)
         try:
-            call = calls.pop()
-        except IndexError:
-            call = self._pool.call()
-        c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
-        try:
-            if longest > call.room and max(lens) > call.room:
-                call.grow(max(lens))
-            if _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT) == total:
-                queued = total
-                calls.append(call)
-                return total
-            # sysvmq_again reads the texts again: give it a pointer that lasts (see data in _helpers.h).
-            c.data = keep = blob if isinstance(blob, ffi.CData) else _from_buffer(_CHARS, blob)
-            err = finish(call, c.err, nowait, deadline_of(wait), lambda: self._check_rest(call, lens))
-            del keep
-            queued = done = int(c.done)
-            if err and not (err == _EAGAIN and nowait and done):
-                queued = None
-                raise self._send_error(err, lens[c.done], wait)
-            self._pool.give_back(call)
-            return done
-        except BaseException as exc:
-            if queued is not None:  # the call may be back in the pool: leave it there
-                carry_count(exc, queued)
-            else:
-                carry_count(exc, 0 if c is None else call.c.done)
+            total = len(lens)
+            if not total:
+                return 0
+            # No message is longer than all of them together: most batches need no max().
+            nbytes = len(blob)
+            cap = self._capacity
+            if _monotonic() > cap.until:
+                cap.refresh()
+            longest = nbytes if nbytes <= cap.longest else max(lens)  # at least the longest message
+            if longest > cap.longest:
+                self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
+            calls = self._calls
+            try:
+                call = calls.pop()
+            except IndexError:
+                call = self._pool.call()
+            c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
+            try:
+                if longest > call.room and max(lens) > call.room:
+                    call.grow(max(lens))
+                if _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT) == total:
+                    queued = total
+                    calls.append(call)
+                    return total
+                # sysvmq_again reads the texts again: give it a pointer that lasts (see data in _helpers.h).
+                c.data = keep = blob if borrowed is not None else _from_buffer(_CHARS, blob)
+                err = finish(call, c.err, nowait, deadline_of(wait), lambda: self._check_rest(call, lens))
+                del keep
+                queued = done = int(c.done)
+                if err and not (err == _EAGAIN and nowait and done):
+                    queued = None
+                    raise self._send_error(err, lens[c.done], wait)
                 self._pool.give_back(call)
-            raise
+                return done
+            except BaseException as exc:
+                if queued is not None:  # the call may be back in the pool: leave it there
+                    carry_count(exc, queued)
+                else:
+                    carry_count(exc, 0 if c is None else call.c.done)
+                    self._pool.give_back(call)
+                raise
+        finally:
+            if borrowed is not None:
+                _release_buffer(borrowed)
 
     def _check_rest(self, call: Call, lens: "array.array[int]") -> None:
         """Before send_many waits: what is left must fit the queue's max_size."""
@@ -888,6 +882,40 @@ class SysVMQ:
         Any exception raised out of it, a signal handler's too, carries
         ``received``: the messages taken, as ``Message(data, type)``, in order.
         """
+        # The fast path: one crossing, sure to take all it may (see Batch.sure), no timeout.
+        if (
+            max_count.__class__ is int
+            and block
+            and timeout is None
+            and not truncate
+            and (type is _ZERO or type.__class__ is int)
+        ):
+            batches = self._batches
+            try:
+                b = batches.pop()
+            except IndexError:
+                b = None
+            if b is not None:
+                if 0 < max_count <= b.sure:
+                    m = result = None
+                    try:
+                        try:
+                            n = _c_receive_many(m := b.c, type, 0, max_count)
+                        except OverflowError:  # a type beyond C long: the general path says so
+                            m, n = None, -2
+                        if n > 0:  # all asked for, or all there were: C stops at nothing else here
+                            types = b.rawtypes[: n * _LONG_SIZE]  # one copy, for received should an exception come
+                            result = list(_split(b, n) if b.fmt is None else _unpack_from(_string(b.fmt), b.view))
+                            batches.append(b)
+                            return result
+                    except BaseException as exc:
+                        if result is not None:  # b may be back in the pool: what was read stands
+                            carry_received(exc, list(map(Message, result, _memoryview(types).cast("l").tolist())))
+                        else:
+                            carry_received(exc, _many_taken(b, False, [], [], m is not None))
+                            batches.append(b)
+                        raise
+                batches.append(b)  # nothing taken (interrupted, or an error): the general path goes on, or says why
         return self._receive_many(max_count, type, block, timeout, truncate, False)  # type: ignore[return-value]
 
     def receive_many_messages(
@@ -900,6 +928,45 @@ class SysVMQ:
         truncate: bool = False,
     ) -> List[Message]:
         """As ``receive_many``, returning ``Message(data, type)`` for each."""
+        # The fast path: one crossing, sure to take all it may (see Batch.sure), no timeout.
+        if (
+            max_count.__class__ is int
+            and block
+            and timeout is None
+            and not truncate
+            and (type is _ZERO or type.__class__ is int)
+        ):
+            batches = self._batches
+            try:
+                b = batches.pop()
+            except IndexError:
+                b = None
+            if b is not None:
+                if 0 < max_count <= b.sure:
+                    m = result = None
+                    try:
+                        try:
+                            n = _c_receive_many(m := b.c, type, 0, max_count)
+                        except OverflowError:  # a type beyond C long: the general path says so
+                            m, n = None, -2
+                        if n > 0:  # all asked for, or all there were: C stops at nothing else here
+                            result = list(
+                                map(
+                                    Message,
+                                    _split(b, n) if b.fmt is None else _unpack_from(_string(b.fmt), b.view),
+                                    b.types[:n].tolist(),
+                                )
+                            )
+                            batches.append(b)
+                            return result
+                    except BaseException as exc:
+                        if result is not None:  # b may be back in the pool: what was read stands
+                            carry_received(exc, result)
+                        else:
+                            carry_received(exc, _many_taken(b, True, [], [], m is not None))
+                            batches.append(b)
+                        raise
+                batches.append(b)  # nothing taken (interrupted, or an error): the general path goes on, or says why
         return self._receive_many(max_count, type, block, timeout, truncate, True)  # type: ignore[return-value]
 
     def _receive_many(
@@ -914,17 +981,18 @@ class SysVMQ:
             if wait is not None:
                 f |= IPC_NOWAIT  # a timed call waits only after a try
         k = count if count < BATCH_COUNT else BATCH_COUNT  # min() costs a call per batch
-        batches = self._pool.batches
+        batches = self._batches
         try:
             b = batches.pop()
         except IndexError:
-            b = Batch(self._id, self._buffer_size, k)
+            b = Batch(self._id, self._buffer_size, max(k, BATCH_WANTED))
         if b.capacity < k:
-            b = Batch(self._id, self._buffer_size, k)
+            b = Batch(self._id, self._buffer_size, max(k, BATCH_WANTED))
         result: List[Any] = []
         kept: Optional[List[int]] = None  # untyped: the types of result[:len(kept)], for ``received``
         m = None  # the state, bound as a crossing starts, None once what it took is in result
         before = 0  # len(result) as the crossing started
+        done = False  # b goes back to the pool: result (and kept) say what was taken
         try:
             c, view, fmt = b.call.c, b.view, b.fmt
             want = k
@@ -943,21 +1011,25 @@ class SysVMQ:
                 result += texts  # one step: no handler runs between its items
                 m = None
                 before = len(result)
+                if not typed:  # the types of what result holds, for received should an exception come
+                    kept = (kept or []) + _unpack(c.types, n)
                 # Go on only if it stopped at its count or its room (err 0), not for want of messages.
                 if before == count or (n < want and c.err):
                     break
-                if not typed:
-                    kept = (kept or []) + _unpack(c.types, n)
                 want = count - before
                 if want > k:
                     want = k
                 f |= IPC_NOWAIT  # it holds messages now: never wait again
+            done = True
             batches.append(b)
             return result
         except BaseException as exc:
-            pending = m is not None and len(result) == before
-            carry_received(exc, _many_taken(b, typed, result, kept or [], pending))
-            batches.append(b)
+            if done:  # b may be back in the pool: what was read stands
+                carry_received(exc, result if typed else list(map(Message, result, kept or [])))
+            else:
+                pending = m is not None and len(result) == before
+                carry_received(exc, _many_taken(b, typed, result, kept or [], pending))
+                batches.append(b)
             raise
 
     def peek(self, index: int = 0, *, truncate: bool = False) -> Message:

@@ -600,13 +600,13 @@ class SysVMQ(_queue.SysVMQ):
         with ``batch=N`` lists of 1..N taken in one call (``receive_many_messages``)."""
         if batch is None:
             return self._stream(type)
-        return self._batches(type, max_count_arg(batch))
+        return self._batch_stream(type, max_count_arg(batch))
 
     async def _stream(self, mtype: int) -> AsyncIterator[Message]:
         while True:
             yield await self.receive_message(mtype)
 
-    async def _batches(self, mtype: int, count: int) -> AsyncIterator[List[Message]]:
+    async def _batch_stream(self, mtype: int, count: int) -> AsyncIterator[List[Message]]:
         while True:
             yield await self.receive_many_messages(count, mtype)
 
