@@ -88,6 +88,7 @@ from ._ffi import (
 from ._kernel import (
     DEFAULT_MODE,
     Capacity,
+    capacity_of,
     ipc_stat,
     key_of,
     msgget,
@@ -187,7 +188,7 @@ class SysVMQ:
         self._buffer_size = buffer_size
         self._pool = Pool(msqid, buffer_size)
         self._calls = self._pool.calls
-        self._capacity = Capacity(msqid)
+        self._capacity = capacity_of(msqid)
 
     # named constructors
 

@@ -194,6 +194,23 @@ def trusted_for_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("trusted_for_an_hour")
 @pytest.mark.parametrize("mode", list(MODES))
+def test_max_size_lowered_through_another_handle_binds_this_one(queue: SysVMQ, mode: str) -> None:
+    # Found by the model test (tests/reliability/test_model.py): each handle kept its own reading,
+    # so a handle that had read 16384 let a batch through that update() on another had made impossible.
+    other = SysVMQ.attach(queue.id)
+    assert other.send_many([b"a"]) == 1  # its reading: max_size 16384
+    queue.receive()
+    queue.update(max_size=1)
+    exc = _bounded(lambda: _send_many(other, [b"a", b"xx"], MODES[mode]))  # refused whole, "a" not sent
+    assert isinstance(exc, sysvmq.MessageTooLarge), exc
+    assert exc.count == 0
+    exc = _bounded(lambda: _send(other, b"xx", MODES[mode]))
+    assert isinstance(exc, sysvmq.MessageTooLarge), exc
+    assert queue.stats().count == 0
+
+
+@pytest.mark.usefixtures("trusted_for_an_hour")
+@pytest.mark.parametrize("mode", list(MODES))
 def test_a_send_that_finds_no_room_reads_max_size_anew(queue: SysVMQ, mode: str) -> None:
     # Another process lowers max_size after this one read it: a message that can never fit must still be
     # MessageTooLarge, never QueueFull, and a blocking send must not wait for ever.
