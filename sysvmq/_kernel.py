@@ -7,6 +7,7 @@ max_size) are cached here, with how long each is trusted.
 import errno
 import os
 import time
+import weakref
 from typing import Any, List, Optional, Tuple, Union
 
 from ._args import PERMS, c_key, proj_id_arg
@@ -45,6 +46,7 @@ __all__ = [
     "ipc_stat",
     "stat_any",
     "Capacity",
+    "capacity_of",
 ]
 
 DEFAULT_MODE = 0o600
@@ -247,7 +249,7 @@ class Capacity:
         msgmax, max_size: the two readings (max_size None where the kernel would not tell).
     """
 
-    __slots__ = ("msqid", "longest", "until", "msgmax", "max_size")
+    __slots__ = ("msqid", "longest", "until", "msgmax", "max_size", "__weakref__")
 
     def __init__(self, msqid: int) -> None:
         self.msqid = msqid
@@ -273,3 +275,15 @@ class Capacity:
     def current(self) -> "Capacity":
         """This reading if still trusted, else a new one."""
         return self if _monotonic() <= self.until else self.refresh()
+
+
+# One reading per queue for every handle on it in this process: update() on one handle binds them all at once.
+_capacities: "weakref.WeakValueDictionary[int, Capacity]" = weakref.WeakValueDictionary()
+
+
+def capacity_of(msqid: int) -> Capacity:
+    """The reading that every handle on this queue in this process shares (made on first use)."""
+    cap = _capacities.get(msqid)
+    if cap is None:
+        cap = _capacities.setdefault(msqid, Capacity(msqid))
+    return cap

@@ -90,6 +90,7 @@ from ._ffi import (
 from ._kernel import (
     DEFAULT_MODE,
     Capacity,
+    capacity_of,
     ipc_stat,
     key_of,
     msgget,
@@ -203,7 +204,7 @@ class SysVMQ:
         self._pool = Pool(msqid, buffer_size)
         self._calls = self._pool.calls
         self._batches = self._pool.batches
-        self._capacity = Capacity(msqid)
+        self._capacity = capacity_of(msqid)
 
     # named constructors
 
@@ -397,19 +398,22 @@ class SysVMQ:
 
     def _send_wait(self, call: Call, size: int, err: int, nowait: bool, timeout: Optional[float]) -> None:
         """A send's first try did not queue it: wait for room as told, or raise."""
-        err = finish(call, err, nowait, deadline_of(timeout), lambda: self._check_fits(size))
+        err = finish(call, err, nowait, deadline_of(timeout), lambda: self._check_fits(size, fresh=True))
         if err:
             raise self._send_error(err, size, timeout)
 
-    def _check_fits(self, size: int, which: str = "a message", where: str = "msgsnd") -> None:
+    def _check_fits(self, size: int, which: str = "a message", where: str = "msgsnd", fresh: bool = False) -> None:
         """MessageTooLarge if ``size`` exceeds kernel.msgmax or the queue's max_size (read anew before refusing).
 
-        Linux would let a send wait for ever for room it can never have.
+        Linux would let a send wait for ever for room it can never have. A send
+        that found no room checks ``fresh``: another process may have lowered
+        max_size since the reading, which would then let it wait for ever.
         """
-        cap = self._capacity.current()
+        cap = self._capacity.refresh() if fresh else self._capacity.current()
         if size <= cap.longest:
             return
-        cap = cap.refresh()
+        if not fresh:
+            cap = cap.refresh()
         where = f"{where} on {self._describe()}"
         if size > cap.msgmax:
             raise exceeds_msgmax(where, size, cap.msgmax, which)
@@ -855,7 +859,7 @@ class SysVMQ:
         done = call.c.done
         rest = lens[done:]
         longest = max(rest)
-        self._check_fits(longest, f"messages[{done + rest.index(longest)}]", "send_many")
+        self._check_fits(longest, f"messages[{done + rest.index(longest)}]", "send_many", fresh=True)
 
     def receive_many(
         self,

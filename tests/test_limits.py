@@ -177,3 +177,62 @@ def test_a_write_only_producer_learns_max_size_without_read_permission(queue: Sy
     assert result == {"can_read": False, "error": result.get("error")}
     assert "max_size (100)" in result["error"]
     assert queue.receive(block=False) == b"fits"
+
+
+# -- readings of max_size that went stale --------------------------------------
+#
+# Sends check a message against a reading of max_size trusted for READING_TTL;
+# here it is trusted for an hour, so that these tests do not depend on timing.
+
+LOWER = "import sys, sysvmq; sysvmq.SysVMQ.attach(int(sys.argv[1])).update(max_size=int(sys.argv[2]))"
+
+
+@pytest.fixture
+def trusted_for_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sysvmq._kernel, "READING_TTL", 3600.0)
+
+
+@pytest.mark.usefixtures("trusted_for_an_hour")
+@pytest.mark.parametrize("mode", list(MODES))
+def test_max_size_lowered_through_another_handle_binds_this_one(queue: SysVMQ, mode: str) -> None:
+    # Found by the model test (tests/reliability/test_model.py): each handle kept its own reading,
+    # so a handle that had read 16384 let a batch through that update() on another had made impossible.
+    other = SysVMQ.attach(queue.id)
+    assert other.send_many([b"a"]) == 1  # its reading: max_size 16384
+    queue.receive()
+    queue.update(max_size=1)
+    exc = _bounded(lambda: _send_many(other, [b"a", b"xx"], MODES[mode]))  # refused whole, "a" not sent
+    assert isinstance(exc, sysvmq.MessageTooLarge), exc
+    assert exc.count == 0
+    exc = _bounded(lambda: _send(other, b"xx", MODES[mode]))
+    assert isinstance(exc, sysvmq.MessageTooLarge), exc
+    assert queue.stats().count == 0
+
+
+@pytest.mark.usefixtures("trusted_for_an_hour")
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_send_that_finds_no_room_reads_max_size_anew(queue: SysVMQ, mode: str) -> None:
+    # Another process lowers max_size after this one read it: a message that can never fit must still be
+    # MessageTooLarge, never QueueFull, and a blocking send must not wait for ever.
+    assert queue.send_many([b"a"]) == 1  # the reading: max_size 16384
+    queue.receive()
+    run_python(LOWER, str(queue.id), "100")
+    exc = _bounded(lambda: _send(queue, b"x" * 101, MODES[mode]))
+    assert isinstance(exc, sysvmq.MessageTooLarge), exc
+    assert "max_size (100)" in str(exc)
+    assert exc.count == 0
+    assert queue.stats().count == 0
+
+
+@pytest.mark.usefixtures("trusted_for_an_hour")
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_batch_checked_on_a_stale_reading_says_what_it_queued(queue: SysVMQ, mode: str) -> None:
+    # The batch passes its check on the old reading, sends what fits, then finds the truth: count says what went.
+    assert queue.send_many([b"a"]) == 1
+    queue.receive()
+    run_python(LOWER, str(queue.id), "100")
+    exc = _bounded(lambda: _send_many(queue, [b"a", b"x" * 101, b"b"], MODES[mode]))
+    assert isinstance(exc, sysvmq.MessageTooLarge), exc
+    assert "messages[1] of 101 bytes" in str(exc)
+    assert exc.count == 1
+    assert queue.stats().count == 1
