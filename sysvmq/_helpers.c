@@ -158,12 +158,15 @@ static ssize_t receive_batch(struct sysvmq_call *c, int flags)
 
 /* What this thread's last sends did, by ticket. A signal handler that raises
    as msgsnd returns costs Python the return value, and it may send again
-   before it raises: each outcome survives SYSVMQ_TICKETS - 1 later sends. */
-#define SYSVMQ_TICKETS 64
+   before it raises: each outcome survives SYSVMQ_TICKETS - 1 later sends of
+   this thread, in a ring filled in turn (tickets come from one counter for
+   all threads, so they could not choose the slot). */
+#define SYSVMQ_TICKETS 256
 static _Thread_local struct sysvmq_outcome {
     long long ticket;
     int err;
 } outcomes[SYSVMQ_TICKETS];
+static _Thread_local unsigned next_outcome;
 
 /* Messages up to this size are assembled on the stack: no malloc per send. */
 #define SYSVMQ_STACK_TEXT 8192
@@ -191,7 +194,7 @@ int sysvmq_send1(int msqid, long type, const char *data, size_t len, long long t
     err = rc < 0 ? errno : 0;
     if (buf != local.raw)
         free(buf);
-    slot = &outcomes[(unsigned long long)ticket % SYSVMQ_TICKETS];
+    slot = &outcomes[next_outcome++ % SYSVMQ_TICKETS];
     slot->ticket = ticket;
     slot->err = err;
     errno = err;
@@ -200,9 +203,12 @@ int sysvmq_send1(int msqid, long type, const char *data, size_t len, long long t
 
 int sysvmq_sent(long long ticket)
 {
-    struct sysvmq_outcome *slot = &outcomes[(unsigned long long)ticket % SYSVMQ_TICKETS];
+    size_t i;
 
-    return slot->ticket == ticket ? slot->err : -1;
+    for (i = 0; i < SYSVMQ_TICKETS; i++) /* only after an exception: a search costs nothing that matters */
+        if (outcomes[i].ticket == ticket)
+            return outcomes[i].err;
+    return -1;
 }
 
 int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len)
@@ -478,6 +484,12 @@ ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
     if (sig == 0 || !timer_key_ok) {
         c->err = ENOTSUP;
         return -2;
+    }
+    if (!sysvmq_timer_intact()) {
+        /* The application gave the signal a disposition of its own since:
+           arming would call its handler, or kill, or sleep past the deadline. */
+        c->err = ENOTSUP;
+        return -3;
     }
     t = thread_timer(sig);
     if (t == NULL) {

@@ -143,7 +143,8 @@ struct sysvmq_msginfo {
    in this thread's own memory, for sysvmq_sent() to tell. */
 int sysvmq_send1(int msqid, long type, const char *data, size_t len, long long ticket);
 /* The outcome of this thread's send with that ticket: 0 queued, an errno if
-   it failed, -1 if no send with that ticket ran (or 63 others ran since). */
+   it failed, -1 if no send with that ticket ran (or 255 others of this
+   thread ran since). Tickets are > 0. */
 int sysvmq_sent(long long ticket);
 
 /* The first crossing of each call: records the operation, tries it once. */
@@ -169,8 +170,9 @@ ssize_t sysvmq_again(struct sysvmq_call *c, int nowait);
    CLOCK_MONOTONIC; msgsnd and msgrcv are never restarted after a handler, so
    the call then fails with EINTR, having moved nothing. Arm, call and disarm
    in one crossing. Returns what sysvmq_again does, or -2 if the thread
-   cannot have a timer (err says why: ENOTSUP, or timer_create's errno), in
-   which case nothing was tried: wait another way. */
+   cannot have a timer (err says why: ENOTSUP, or timer_create's errno), or
+   -3 if the signal's handler is no longer sysvmq's (the application changed
+   its disposition): in both cases nothing was tried, wait another way. */
 ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns);
 /* Use sig for the timer, installing a handler that does nothing (with
    SA_RESTART, so a late expiry restarts the application's other system calls)

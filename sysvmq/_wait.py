@@ -39,6 +39,7 @@ __all__ = ["finish", "deadline_of", "timed_wait", "timer_signal", "set_timer_sig
 POLL_FIRST = 50e-6
 POLL_MAX = 1e-3
 SLICE = 0.5  # seconds a cancellable wait sleeps in the kernel before it looks whether it is cancelled
+SEND_SLICE = 1.0  # seconds a send sleeps in the kernel before it reads max_size again
 MAX_TIMER_WAIT = 86400.0  # seconds one arming of the timer covers at most
 # The environment variable read at import: a signal (60, SIGRTMAX-4,
 # SIGRTMIN+3) for the timer, or "off" to poll.
@@ -134,7 +135,9 @@ def timer_signal() -> Optional[int]:
 def timed_wait() -> str:
     """How timed calls wait: ``"timer"`` (in the kernel, until a POSIX timer's signal) or ``"poll"``."""
     if _timer.ready:
-        return "timer"
+        if lib.sysvmq_timer_intact():
+            return "timer"
+        _lose_timer()
     if _timer.signal is None or _timer.refused or not _RT:
         return "poll"
     handler = signal.getsignal(_timer.signal)
@@ -159,6 +162,8 @@ def interrupt(thread_ident: int) -> bool:
     """Wake a thread from msgsnd or msgrcv (EINTR) with the timer signal; False if timed calls poll."""
     if not _start_timer() or _timer.signal is None:
         return False
+    if not lib.sysvmq_timer_intact():
+        return _lose_timer()
     signal.pthread_kill(thread_ident, _timer.signal)
     return True
 
@@ -197,8 +202,10 @@ def finish(
         nowait: never wait: "full" or "empty" ends the call.
         deadline: wait until this monotonic time at most; None waits for ever.
         before_waiting: called each time the queue was full or empty, before
-            the call waits (or ends, with ``nowait``): sends check there that
-            what is left could ever fit, and raise if not.
+            the call waits (or ends, with ``nowait``), and with the timer again
+            every SEND_SLICE seconds of waiting: sends check there that what is
+            left could ever fit, and raise if not (max_size may be lowered by
+            another process while they wait).
         cancelled: for a call made in a worker thread (sysvmq.asyncio): when it
             says so, the call ends with ECANCELED. The thread is woken from the
             kernel by the timer signal (``interrupt``), and in any case looks
@@ -212,7 +219,11 @@ def finish(
     c = call.c
     timed_out = errno.EAGAIN if c.op == _SEND else errno.ENOMSG
     delay = POLL_FIRST
-    timer = (deadline is not None or cancelled is not None) and _start_timer()
+    # How long one sleep in the kernel may last before the call looks up: a
+    # cancellable call, whether it is cancelled; a send, whether what is left
+    # still fits max_size, which another process may lower while it waits.
+    look = SLICE if cancelled is not None else SEND_SLICE if before_waiting is not None else None
+    timer = (deadline is not None or look is not None) and _start_timer()
     while True:
         if cancelled is not None and cancelled():
             return errno.ECANCELED
@@ -224,27 +235,30 @@ def finish(
         elif err != _EINTR:
             return err
         # EINTR: a handler has run and returned (one that raises ends the call); go on.
-        if deadline is None and cancelled is None:
+        if deadline is None and cancelled is None and not timer:
             if _again(c, 0) >= 0:
                 return 0
             err = c.err
             continue
         now = _monotonic()
-        left = SLICE if deadline is None else deadline - now
+        left = math.inf if deadline is None else deadline - now
         if left <= 0:
             return timed_out
         if timer:
             # A very long timeout is waited for in days: a C long long of nanoseconds holds 292 years.
-            until = now + min(left, SLICE if cancelled is not None else MAX_TIMER_WAIT)
+            until = now + min(left, MAX_TIMER_WAIT if look is None else look)
             rc = _again_until(c, math.ceil(until * 1e9))
             if rc >= 0:
                 return 0
             if rc == -2:
                 timer = False  # this thread can have no timer (timer_create failed): poll
                 continue
+            if rc == -3:
+                timer = _lose_timer()  # the application gave the signal a disposition of its own
+                continue
             err = c.err
-            if err == _EINTR and deadline is not None and _monotonic() >= deadline and not lib.sysvmq_timer_intact():
-                timer = _lose_timer()  # the application took the signal since: its handler ran
+            if err == _EINTR and before_waiting is not None and _monotonic() >= until:
+                before_waiting()  # a slice ended: what is left must still fit
             continue
         # Polling. time.sleep retries on EINTR itself and lets a raising handler through.
         _sleep(delay if delay < left else left)
@@ -255,10 +269,12 @@ def finish(
 
 
 def _lose_timer() -> bool:
-    """Another handler replaced sysvmq's on the timer signal: poll from now on, and say so once."""
+    """The application changed the timer signal's disposition: poll from now on, and say so once."""
+    if not _timer.ready:
+        return False
     _timer.ready, _timer.refused = False, True
     warnings.warn(
-        f"sysvmq: signal {_timer.signal} got another handler; timed calls poll from now on "
+        f"sysvmq: signal {_timer.signal} got a disposition of the application's; timed calls poll from now on "
         f"(choose another with sysvmq.set_timer_signal or {ENV})",
         RuntimeWarning,
         stacklevel=3,
