@@ -8,10 +8,14 @@ whatever did not finish at once to ``_wait``. Errors are worded in
 One contract on every path: an exception raised out of a send or a receive
 after the kernel queued or handed over messages says so, as ``count`` (how
 many were queued) or ``received`` (the messages taken). The C side records
-both in the call's state before it returns; the ``started`` flag of each
-method says whether that state belongs to this call, and is set with nothing
-but local loads between it and the crossing, so that no signal handler can run
-in between.
+both in the call's state before it returns; each method binds the state (``c
+:= call.c``) as the last operand of the crossing, so that on CPython 3.11+,
+which runs signal handlers only at calls and backward jumps, no handler runs
+between the binding and C. Where handlers may run between any two bytecodes
+(PyPy, CPython 3.9 and 3.10: ``_ANYWHERE``), the state is also reset as the
+call is taken, so that it can never show a past call's progress. What a
+method has taken is bound to a local before anything else is called, and
+nothing is called between that and the return.
 """
 
 import array
@@ -19,6 +23,7 @@ import errno
 import itertools
 import os
 import struct
+import sys
 import time
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
@@ -46,7 +51,7 @@ from ._args import (
     send_type_arg,
     timeout_arg,
 )
-from ._calls import BATCH_COUNT, BATCH_WANTED, Batch, Call, Pool
+from ._calls import BATCH_COUNT, BATCH_WANTED, PYPY, Batch, Call, Pool
 from ._calls import split as _split
 from ._errors import (
     NO_READ,
@@ -144,6 +149,9 @@ _array = array.array
 _memoryview = memoryview
 _LONG_SIZE = ffi.sizeof("long")
 _monotonic = time.monotonic
+
+# Signal handlers may run between any two bytecodes, not only at calls and backward jumps.
+_ANYWHERE = PYPY or sys.version_info < (3, 11)
 
 _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any  # anything with the buffer protocol; typing gains a name for it in 3.12
@@ -478,6 +486,8 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None  # c: bound as C is entered (see the module docstring); mtype: taken
         try:
+            if _ANYWHERE:
+                _c_reset(call.c)
             # The blocking call first, then the timed and non-blocking ones. Tested in this order,
             # no jump needs an extended argument, which the blocking path would pay for.
             if block and timeout is None and flags is _ZERO and not truncate:
@@ -564,6 +574,8 @@ class SysVMQ:
             call = self._pool.call()
         c = message = None
         try:
+            if _ANYWHERE:
+                _c_reset(call.c)
             if flags is _ZERO and not truncate:
                 wait = None
                 if block and timeout is None:
@@ -650,6 +662,8 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None
         try:
+            if _ANYWHERE:
+                _c_reset(call.c)
             size = len(dest)
             # size <= call.room is tested inside each branch, where its jump is short enough
             # for CPython to specialise the comparison.
@@ -663,11 +677,13 @@ class SysVMQ:
                         if n >= 0:
                             mtype = call.mtype[0]
                             calls.append(call)
+                            _release_buffer(dest)
                             return n, mtype
                         if n == -1:
                             n = self._receive_wait(call, c.err, type, 0, False, None, size)  # type: ignore[union-attr]
                             mtype = call.mtype[0]
                             calls.append(call)
+                            _release_buffer(dest)
                             return n, mtype
                 elif (
                     timeout is None
@@ -688,22 +704,25 @@ class SysVMQ:
                     if n >= 0:
                         mtype = call.mtype[0]
                         calls.append(call)
+                        _release_buffer(dest)
                         return n, mtype
             _c_reset(call.c)
             c = call.c
             n = self._receive(call, type, flags, block, timeout, truncate, dest)
             mtype = call.mtype[0]
             self._pool.give_back(call)
+            _release_buffer(dest)
             return n, mtype
         except BaseException as exc:
-            if mtype is not None:
-                carry_received(exc, [Message(ffi.buffer(dest, n)[:], mtype)])
+            # Released before the return, not in a finally clause: a handler that raised
+            # there would leave the call without its except clause, and ``received``.
+            _release_buffer(dest)
+            if mtype is not None:  # the message is in the caller's buffer
+                carry_received(exc, [Message(_memoryview(buffer).cast("B")[:n].tobytes(), mtype)])
             else:
                 carry_received(exc, [] if c is None else _taken(call))
                 self._pool.give_back(call)
             raise
-        finally:
-            _release_buffer(dest)
 
     def _receive(
         self, call: Call, mtype: object, flags: object, block: bool, timeout: object, truncate: bool, dest: Any
@@ -806,11 +825,16 @@ class SysVMQ:
                 sizes = _from_buffer(_SIZES, lens)
         else:  # the texts end to end in one buffer: borrowed, not copied
             blob = borrowed = borrow(messages, "messages", writable=False)
-            lens = lengths_arg(lengths, len(blob))
-            sizes = _from_buffer(_SIZES, lens)
+        # A borrowed buffer is released before each return, not in a finally clause: a handler
+        # that raised there would leave the call without its except clause, and ``count``.
         try:
+            if borrowed is not None:
+                lens = lengths_arg(lengths, len(blob))
+                sizes = _from_buffer(_SIZES, lens)
             total = len(lens)
             if not total:
+                if borrowed is not None:
+                    _release_buffer(borrowed)
                 return 0
             # No message is longer than all of them together: most batches need no max().
             nbytes = len(blob)
@@ -827,11 +851,15 @@ class SysVMQ:
                 call = self._pool.call()
             c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
             try:
+                if _ANYWHERE:
+                    _c_reset(call.c)
                 if longest > call.room and max(lens) > call.room:
                     call.grow(max(lens))
                 if _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT) == total:
                     queued = total
                     calls.append(call)
+                    if borrowed is not None:
+                        _release_buffer(borrowed)
                     return total
                 # sysvmq_again reads the texts again: give it a pointer that lasts (see data in _helpers.h).
                 c.data = keep = blob if borrowed is not None else _from_buffer(_CHARS, blob)
@@ -842,6 +870,8 @@ class SysVMQ:
                     queued = None
                     raise self._send_error(err, lens[c.done], wait)
                 self._pool.give_back(call)
+                if borrowed is not None:
+                    _release_buffer(borrowed)
                 return done
             except BaseException as exc:
                 if queued is not None:  # the call may be back in the pool: leave it there
@@ -850,9 +880,10 @@ class SysVMQ:
                     carry_count(exc, 0 if c is None else call.c.done)
                     self._pool.give_back(call)
                 raise
-        finally:
+        except BaseException:
             if borrowed is not None:
                 _release_buffer(borrowed)
+            raise
 
     def _check_rest(self, call: Call, lens: "array.array[int]") -> None:
         """Before send_many waits: what is left must fit the queue's max_size."""
@@ -903,6 +934,8 @@ class SysVMQ:
                 if 0 < max_count <= b.sure:
                     m = result = None
                     try:
+                        if _ANYWHERE:
+                            _c_reset(b.c)
                         try:
                             n = _c_receive_many(m := b.c, type, 0, max_count)
                         except OverflowError:  # a type beyond C long: the general path says so
@@ -920,7 +953,12 @@ class SysVMQ:
                             batches.append(b)
                         raise
                 batches.append(b)  # nothing taken (interrupted, or an error): the general path goes on, or says why
-        return self._receive_many(max_count, type, block, timeout, truncate, False)  # type: ignore[return-value]
+        box: List[Any] = []
+        try:
+            return self._receive_many(max_count, type, block, timeout, truncate, False, box)  # type: ignore[return-value]
+        except BaseException as exc:
+            _returned(exc, box, False)
+            raise
 
     def receive_many_messages(
         self,
@@ -949,6 +987,8 @@ class SysVMQ:
                 if 0 < max_count <= b.sure:
                     m = result = None
                     try:
+                        if _ANYWHERE:
+                            _c_reset(b.c)
                         try:
                             n = _c_receive_many(m := b.c, type, 0, max_count)
                         except OverflowError:  # a type beyond C long: the general path says so
@@ -971,11 +1011,26 @@ class SysVMQ:
                             batches.append(b)
                         raise
                 batches.append(b)  # nothing taken (interrupted, or an error): the general path goes on, or says why
-        return self._receive_many(max_count, type, block, timeout, truncate, True)  # type: ignore[return-value]
+        box: List[Any] = []
+        try:
+            return self._receive_many(max_count, type, block, timeout, truncate, True, box)  # type: ignore[return-value]
+        except BaseException as exc:
+            _returned(exc, box, True)
+            raise
 
     def _receive_many(
-        self, max_count: object, mtype: object, block: bool, timeout: object, truncate: bool, typed: bool
+        self,
+        max_count: object,
+        mtype: object,
+        block: bool,
+        timeout: object,
+        truncate: bool,
+        typed: bool,
+        box: List[Any],
     ) -> Union[List[bytes], List[Message]]:
+        """receive_many in full. What it returns, it also puts in ``box`` first, with the types,
+        for its caller's except clause: where a handler may run between any two bytecodes
+        (``_ANYWHERE``), one may raise as this returns, before the caller does."""
         count = max_count if max_count.__class__ is int and max_count >= 1 else max_count_arg(max_count)
         t = mtype if mtype.__class__ is int and LONG_MIN <= mtype <= LONG_MAX else receive_type_arg(mtype)
         f = (MSG_NOERROR if truncate else 0) | (0 if block else IPC_NOWAIT)
@@ -1026,6 +1081,7 @@ class SysVMQ:
                 f |= IPC_NOWAIT  # it holds messages now: never wait again
             done = True
             batches.append(b)
+            box.append((result, kept))
             return result
         except BaseException as exc:
             if done:  # b may be back in the pool: what was read stands
@@ -1167,6 +1223,13 @@ class SysVMQ:
         if err in (errno.EACCES, errno.EPERM):
             return error_from_errno(err, where, denied)
         return error_from_errno(err, where)
+
+
+def _returned(exc: BaseException, box: List[Any], typed: bool) -> None:
+    """receive_many's general path had returned its messages (in ``box``) when ``exc`` was raised."""
+    if box:
+        result, kept = box[0]
+        carry_received(exc, result if typed else list(map(Message, result, kept or [])))
 
 
 def _taken(call: Call) -> List[Message]:
