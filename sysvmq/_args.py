@@ -171,7 +171,10 @@ def timeout_arg(timeout: object, nowait: bool) -> Optional[float]:
         raise ValueError("timeout cannot be combined with block=False or IPC_NOWAIT")
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    seconds = float(timeout)
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int past float's range: as good as for ever, or a negative
+        seconds = -math.inf if timeout < 0 else math.inf
     if math.isnan(seconds) or seconds < 0:
         raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
     return None if math.isinf(seconds) else seconds
@@ -223,8 +226,10 @@ def messages_arg(messages: object) -> None:
 
 def lengths_arg(lengths: object, size: int) -> "array.array[int]":
     """send_many's ``lengths`` as an array of size_t: ints >= 0 that add up to ``size``, the buffer's bytes."""
-    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, collections.abc.Iterable):
-        raise TypeError(f"lengths must be a sequence of ints, not {type(lengths).__name__}")
+    # A sequence, not any iterable: an iterator would be spent by the time an error needs it,
+    # and a dict or set has no order that says which text is which.
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, collections.abc.Sequence):
+        raise TypeError(f"lengths must be a sequence of ints (list, tuple, array), not {type(lengths).__name__}")
     try:
         lens = array.array(SIZE_T, lengths)
     except (TypeError, OverflowError):

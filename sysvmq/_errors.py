@@ -15,6 +15,7 @@ import os
 import queue
 from typing import Dict, List, Optional, Sequence, Type
 
+from ._ffi import LONG_MAX
 from ._stats import Message
 
 __all__ = [
@@ -163,8 +164,8 @@ def selector(mtype: int, except_: bool) -> str:
     """How a receive's type selects, for "no message of type 3"."""
     if mtype == 0:
         return ""
-    if mtype < 0:
-        return f" of type <= {-mtype}"
+    if mtype < 0:  # the kernel reads LONG_MIN as <= LONG_MAX: -LONG_MIN is no long
+        return f" of type <= {min(-mtype, LONG_MAX)}"
     if except_:
         return f" of a type other than {mtype}"
     return f" of type {mtype}"

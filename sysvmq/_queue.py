@@ -228,8 +228,11 @@ class SysVMQ:
         """Open the queue with this key, creating it (with ``mode``) if there is none.
 
         Raises:
+            ValueError: ``key`` is IPC_PRIVATE (0), which would make a new queue on every call.
             QueueExists: ``exclusive`` and the queue exists already.
         """
+        if key_arg(key) == IPC_PRIVATE:
+            raise ValueError("key 0 is IPC_PRIVATE: it makes a new queue on every call, use private()")
         flags = IPC_CREAT | mode_arg(mode) | (IPC_EXCL if exclusive else 0)
         return cls(key, buffer_size, flags)
 
@@ -824,6 +827,11 @@ class SysVMQ:
                 blob, lens = pack(messages)
                 sizes = _from_buffer(_SIZES, lens)
         else:  # the texts end to end in one buffer: borrowed, not copied
+            if isinstance(messages, (str, list, tuple)):
+                raise TypeError(
+                    "with lengths, messages must be one bytes-like object holding the texts end to end"
+                    f" (lengths count its bytes), not {messages.__class__.__name__}"
+                )
             blob = borrowed = borrow(messages, "messages", writable=False)
         # A borrowed buffer is released before each return, not in a finally clause: a handler
         # that raised there would leave the call without its except clause, and ``count``.

@@ -4,6 +4,7 @@ import array
 import os
 import signal
 import threading
+from typing import Any, List
 
 import pytest
 from support import LONG_MAX, fill, wait_blocked
@@ -275,3 +276,25 @@ def test_send_many_from_a_bytearray_releases_it(queue: SysVMQ) -> None:
     queue.send_many(buffer, lengths=[2, 2])
     buffer += b"more"  # it can grow again: the call released it
     assert queue.receive_many(5) == [b"ab", b"cd"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["full, block=False", "full, timeout", "too large", "lengths do not add up", "lengths not ints"],
+)
+def test_send_many_from_a_bytearray_releases_it_when_it_raises(queue: SysVMQ, case: str) -> None:
+    queue.update(max_size=100)
+    queue.send(b"f" * 100)
+    buffer = bytearray(b"x" * 101 if case == "too large" else b"abcd")
+    lengths: List[Any] = {"too large": [101], "lengths do not add up": [1, 2], "lengths not ints": [2.0, 2]}.get(
+        case, [2, 2]
+    )
+    with pytest.raises((sysvmq.SysVMQError, ValueError, TypeError)):
+        queue.send_many(
+            buffer,
+            lengths=lengths,
+            block=case != "full, block=False",
+            timeout=0.001 if case == "full, timeout" else None,
+        )
+    buffer += b"more"  # BufferError if the call still held its export
+    assert queue.stats().count == 1

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
-from support import run_python
+from support import run_python, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -235,4 +235,36 @@ def test_a_batch_checked_on_a_stale_reading_says_what_it_queued(queue: SysVMQ, m
     assert isinstance(exc, sysvmq.MessageTooLarge), exc
     assert "messages[1] of 101 bytes" in str(exc)
     assert exc.count == 1
+    assert queue.stats().count == 1
+
+
+@pytest.mark.parametrize("many", [False, True])
+@pytest.mark.parametrize("mode", ["timeout=1", "blocking"])
+def test_max_size_lowered_while_a_send_waits_ends_it_as_too_large(queue: SysVMQ, mode: str, many: bool) -> None:
+    # The send checked its message against max_size 1000 and began to wait for room; then max_size went
+    # below the message. It can never fit: MessageTooLarge (after at most a slice of the wait), not a
+    # wait for ever, nor QueueFull at the deadline. Lowered to 1, the queue also holds what it holds.
+    queue.update(max_size=1000)
+    queue.send(b"f" * 1000)
+    kwargs = MODES[mode]
+    box: List[BaseException] = []
+
+    def send() -> None:
+        try:
+            if many:
+                queue.send_many([b"x" * 800, b"y"], **kwargs)
+            else:
+                queue.send(b"x" * 800, **kwargs)
+        except BaseException as exc:
+            box.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    wait_blocked(sender.native_id)
+    queue.update(max_size=500)
+    sender.join(10)
+    assert not sender.is_alive(), "the send waited for room its message can never have"
+    assert isinstance(box[0], sysvmq.MessageTooLarge), box
+    assert "max_size (500)" in str(box[0])
+    assert getattr(box[0], "count", None) == 0
     assert queue.stats().count == 1

@@ -146,6 +146,11 @@ def test_lowest_c_long_receive_type_means_any_type(queue: SysVMQ) -> None:
     assert queue.receive(LONG_MIN) == b"t"
 
 
+def test_lowest_c_long_receive_type_is_worded_as_the_kernel_reads_it(queue: SysVMQ) -> None:
+    with pytest.raises(sysvmq.QueueEmpty, match=rf"no message of type <= {LONG_MAX}$"):
+        queue.receive(LONG_MIN, block=False)
+
+
 def test_unknown_flags_are_value_error(queue: SysVMQ) -> None:
     with pytest.raises(ValueError, match="unknown flag bits"):
         queue.send(b"x", 1, sysvmq.MSG_NOERROR)
@@ -365,6 +370,16 @@ def test_receive_into_timeout_and_nowait(queue: SysVMQ) -> None:
         queue.receive_into(bytearray(4), block=False)
     with pytest.raises(sysvmq.QueueEmpty):
         queue.receive_into(bytearray(4), timeout=0.01)
+
+
+@pytest.mark.parametrize("case", ["block=False", "timeout", "too small"])
+def test_receive_into_releases_the_buffer_when_it_raises(queue: SysVMQ, case: str) -> None:
+    if case == "too small":
+        queue.send(b"too long")
+    buf = bytearray(3)
+    with pytest.raises((sysvmq.QueueEmpty, sysvmq.MessageTooLarge)):
+        queue.receive_into(buf, block=case != "block=False", timeout=0.001 if case == "timeout" else None)
+    buf += b"more"  # BufferError if the call still held its export
 
 
 def test_peek_copies_without_taking(queue: SysVMQ) -> None:

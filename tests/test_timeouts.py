@@ -218,8 +218,8 @@ def test_an_application_handler_on_the_signal_is_left_alone_and_timed_calls_poll
     assert result["waited"] >= 0.05
 
 
-LATER_HANDLER = """
-import json, signal, time, warnings
+LATER_DISPOSITION = """
+import json, signal, sys, time, warnings
 import sysvmq
 
 q = sysvmq.SysVMQ.private()
@@ -230,7 +230,9 @@ try:
         pass
     before = sysvmq.timed_wait
     calls = []
-    signal.signal(sysvmq.timer_signal or 60, lambda s, f: calls.append(s))  # the application takes it after
+    disposition = {"handler": lambda s, f: calls.append(s), "SIG_IGN": signal.SIG_IGN, "SIG_DFL": signal.SIG_DFL}
+    signal.signal(sysvmq.timer_signal or 60, disposition[sys.argv[1]])  # the application's, after sysvmq's
+    waited = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):
@@ -238,19 +240,22 @@ try:
             try:
                 q.receive(timeout=0.02)
             except sysvmq.QueueEmpty:
-                assert time.monotonic() - began >= 0.02
+                waited.append(time.monotonic() - began)
     print(json.dumps({"before": before, "after": sysvmq.timed_wait, "handler_calls": len(calls),
-                      "warnings": [str(w.message) for w in caught]}))
+                      "waited": waited, "warnings": [str(w.message) for w in caught]}))
 finally:
     q.destroy()
 """
 
 
-def test_a_handler_installed_on_the_signal_later_is_noticed_and_calls_poll_from_then() -> None:
-    result = json.loads(run_python(LATER_HANDLER).stdout)
+@pytest.mark.parametrize("disposition", ["handler", "SIG_IGN", "SIG_DFL"])
+def test_a_disposition_given_to_the_signal_later_is_noticed_and_calls_poll_from_then(disposition: str) -> None:
+    # Arming the timer then would call the application's handler, or sleep past the deadline (SIG_IGN),
+    # or kill the process (SIG_DFL of a real-time signal): the helper checks before it arms.
+    result = json.loads(run_python(LATER_DISPOSITION, disposition).stdout)
     assert (result["before"], result["after"]) == ("timer", "poll")
-    # Seen before arming: the application's handler never gets an expiry of sysvmq's timer.
     assert result["handler_calls"] == 0
+    assert len(result["waited"]) == 3 and all(0.02 <= w < 5 for w in result["waited"]), result["waited"]
     assert len(result["warnings"]) == 1 and "disposition of the application's" in result["warnings"][0]
 
 
@@ -365,3 +370,10 @@ def test_a_signal_storm_loses_nothing_and_keeps_deadlines(queue: SysVMQ) -> None
     assert got == list(range(count))  # nothing lost, duplicated or reordered
     assert not early  # no timeout ended before its deadline
     assert len(alarms) > 100
+
+
+def test_a_timeout_past_floats_range_waits_without_a_deadline(queue: SysVMQ) -> None:
+    queue.send(b"x", timeout=10**400)  # an int too big for a float: for ever, as math.inf is
+    assert queue.receive(timeout=10**400) == b"x"
+    with pytest.raises(ValueError, match="non-negative"):
+        queue.receive(timeout=-(10**400))
