@@ -34,6 +34,8 @@ ROUND_TRIP_ROWS = (
     "sysvmq_into",
     "batch_floor",
     "sysvmq_many",
+    "sysvmq_many_messages",
+    "sysvmq_many_lengths",
 )
 TWO_PROCESS_ROWS = ("c", "sysv_ipc", "signature_floor", "sysvmq", "sysvmq_many")
 
@@ -134,6 +136,8 @@ COLOURS = {
     "sysvmq_into": "#3f7fd9",
     "batch_floor": "#dedede",
     "sysvmq_many": "#8cb8f0",
+    "sysvmq_many_messages": "#a6c8f4",
+    "sysvmq_many_lengths": "#5b97e4",
 }
 
 

@@ -13,6 +13,6 @@ def batch_size(size: int) -> int:
 
 def messages_per_call(impl: str, size: int) -> int:
     """Messages one benchmarked round-trip call of ``impl`` moves: LOOP, or whole batches within it."""
-    if impl in ("batch_floor", "sysvmq_many"):
+    if impl == "batch_floor" or impl.startswith("sysvmq_many"):
         return LOOP // batch_size(size) * batch_size(size)
     return LOOP

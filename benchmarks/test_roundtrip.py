@@ -90,6 +90,23 @@ def _sysvmq_many(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[
     return _batch_round_trips(q.send_many, q.receive_many, size)
 
 
+def _sysvmq_many_messages(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    return _batch_round_trips(q.send_many, q.receive_many_messages, size)
+
+
+def _sysvmq_many_lengths(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
+    # The texts already end to end in one buffer, as a caller that builds them there holds them.
+    n = batch_size(size)
+    buffer, lengths = bytearray(b"x" * size * n), [size] * n
+
+    def run() -> None:
+        for _ in range(LOOP // n):
+            q.send_many(buffer, lengths=lengths)
+            q.receive_many(n)
+
+    return run
+
+
 def _batch_floor(q: sysvmq.SysVMQ, size: int, cloop: Any, mq: Any) -> Callable[[], object]:
     floor = BatchFloor(q, batch_size(size))
     return _batch_round_trips(floor.send_many, floor.receive_many, size)
@@ -117,6 +134,8 @@ IMPLS = {
     "sysvmq_into": _sysvmq_into,
     "batch_floor": _batch_floor,
     "sysvmq_many": _sysvmq_many,
+    "sysvmq_many_messages": _sysvmq_many_messages,
+    "sysvmq_many_lengths": _sysvmq_many_lengths,
 }
 
 
