@@ -65,7 +65,7 @@ from typing import (
 from . import _queue, _wait
 from ._args import SIZE_T, max_count_arg, pack, send_type_arg, timeout_arg
 from ._calls import Call
-from ._errors import QueueEmpty, QueueFull, carry_count, carry_received, selector
+from ._errors import QueueEmpty, QueueFull, SysVMQError, carry_count, carry_received, selector
 from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
 from ._stats import Message
 
@@ -78,6 +78,13 @@ POLL_MAX = 0.01
 _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any
 _SyncQ = _queue.SysVMQ
+
+
+class _Taken(Message):
+    """An empty message a watcher (or a poll) took for a receive: the receive returns it."""
+
+    __slots__ = ()
+
 
 _READY = object()  # a waiting receive's future: "a message is there, take it"
 _TIMEOUT = object()  # ...: "your time is up"
@@ -199,7 +206,7 @@ class _Watcher:
             n = _again_until(c, int((_monotonic() + _wait.SLICE) * 1e9))
             if n == -2:
                 return "error", c.err
-        return "message", Message(b"", call.mtype[0])
+        return "message", _Taken(b"", call.mtype[0])
 
     def _retired(self) -> None:
         """In the loop's thread, after the thread ended: empty messages no one took go back to the queue."""
@@ -273,6 +280,13 @@ class SysVMQ(_queue.SysVMQ):
 
     __slots__ = ()
 
+    def __repr__(self) -> str:
+        # Named in full: a sync handle on the same queue prints as <SysVMQ ...>.
+        cls = type(self)
+        return (
+            f"<{cls.__module__}.{cls.__qualname__} id={self._id} key={self._key:#010x} buffer_size={self._buffer_size}>"
+        )
+
     @classmethod
     def from_sync(cls: Type[_Q], q: _queue.SysVMQ) -> _Q:
         """An async handle on the queue of a sync one (or another async one): the same id, key and buffer size."""
@@ -301,16 +315,10 @@ class SysVMQ(_queue.SysVMQ):
         Cancelled while it waits, it has taken nothing (its ``CancelledError``
         carries ``received == []``).
         """
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT or wait == 0:
-                    raise
-            message = await self._ready(type, flags, wait)
-            if message is not None:
-                return message.data
+        got = await self._receiving(
+            lambda: _SyncQ.receive(self, type, flags, block=False, truncate=truncate), type, flags, block, timeout
+        )
+        return got.data if isinstance(got, _Taken) else got
 
     async def receive_message(  # type: ignore[override]
         self,
@@ -322,16 +330,14 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> Message:
         """As ``receive``, returning ``Message(data, type)``."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_message(self, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT or wait == 0:
-                    raise
-            message = await self._ready(type, flags, wait)
-            if message is not None:
-                return message
+        got = await self._receiving(
+            lambda: _SyncQ.receive_message(self, type, flags, block=False, truncate=truncate),
+            type,
+            flags,
+            block,
+            timeout,
+        )
+        return Message(got.data, got.type) if isinstance(got, _Taken) else got
 
     async def receive_into(  # type: ignore[override]
         self,
@@ -344,16 +350,14 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> Tuple[int, int]:
         """As ``receive``, copying the message into a writable buffer; returns ``(nbytes, type)``."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_into(self, buffer, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT or wait == 0:
-                    raise
-            message = await self._ready(type, flags, wait)
-            if message is not None:
-                return 0, message.type  # an empty message: nothing to copy
+        got = await self._receiving(
+            lambda: _SyncQ.receive_into(self, buffer, type, flags, block=False, truncate=truncate),
+            type,
+            flags,
+            block,
+            timeout,
+        )
+        return (0, got.type) if isinstance(got, _Taken) else got
 
     async def receive_many(  # type: ignore[override]
         self,
@@ -365,16 +369,12 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> List[bytes]:
         """Wait for one message, then take up to ``max_count - 1`` more already queued; as the sync call."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or wait == 0:
-                    raise
-            message = await self._ready(type, 0, wait)
-            if message is not None:
-                return [message.data, *self._more(max_count, type, truncate, False)]
+        got = await self._receiving(
+            lambda: _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate), type, 0, block, timeout
+        )
+        if isinstance(got, _Taken):
+            return [m.data for m in self._more(got, max_count, type, truncate)]
+        return got  # type: ignore[no-any-return]
 
     async def receive_many_messages(  # type: ignore[override]
         self,
@@ -386,36 +386,70 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> List[Message]:
         """As ``receive_many``, returning ``Message(data, type)`` for each."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
+        got = await self._receiving(
+            lambda: _SyncQ.receive_many_messages(self, max_count, type, block=False, truncate=truncate),
+            type,
+            0,
+            block,
+            timeout,
+        )
+        if isinstance(got, _Taken):
+            return self._more(got, max_count, type, truncate)
+        return got  # type: ignore[no-any-return]
+
+    async def _receiving(
+        self, attempt: Callable[[], Any], mtype: int, flags: int, block: bool, timeout: Optional[float]
+    ) -> Any:
+        """Try ``attempt`` (the sync call, without waiting) until it returns, waiting between tries for a message
+        that matches; or an empty message a watcher took for this call (``_Taken``).
+
+        The deadline is set once, as the call begins: a wake-up for a message that
+        someone else takes first leaves only what remains of ``timeout`` to wait.
+        """
+        nowait = not block or (flags.__class__ is int and bool(flags & IPC_NOWAIT))
+        wait = None if timeout is None else timeout_arg(timeout, nowait)
+        deadline = None if wait is None else _monotonic() + wait
         while True:
             try:
-                return _SyncQ.receive_many_messages(self, max_count, type, block=False, truncate=truncate)
+                return attempt()
             except QueueEmpty:
-                if not block or wait == 0:
+                if nowait or wait == 0:
                     raise
-            message = await self._ready(type, 0, wait)
-            if message is not None:
-                return [message, *self._more(max_count, type, truncate, True)]
+            taken = await self._ready(mtype, flags, deadline, wait)
+            if taken is not None:
+                return taken
 
-    def _more(self, max_count: int, mtype: int, truncate: bool, typed: bool) -> List[Any]:
-        """After an empty message handed over by a watcher: the rest of a batch, without waiting."""
+    def _more(self, first: Message, max_count: int, mtype: int, truncate: bool) -> List[Message]:
+        """After an empty message a watcher took: the rest of a batch, without waiting.
+
+        As in the sync call, an error after the first message ends the batch,
+        which is returned; any other exception carries the whole batch (``received``).
+        """
+        taken = [Message(first.data, first.type)]
         count = max_count_arg(max_count) - 1
         if not count:
-            return []
-        many = _SyncQ.receive_many_messages if typed else _SyncQ.receive_many
+            return taken
         try:
-            return many(self, count, mtype, block=False, truncate=truncate)
+            return taken + _SyncQ.receive_many_messages(self, count, mtype, block=False, truncate=truncate)
         except QueueEmpty:
-            return []
+            return taken
+        except SysVMQError as exc:  # too large, removed, ...: the next call meets it again
+            return taken + list(getattr(exc, "received", []))
+        except BaseException as exc:
+            carry_received(exc, taken + list(getattr(exc, "received", [])))
+            raise
 
-    async def _ready(self, mtype: int, flags: int, wait: Optional[float]) -> Optional[Message]:
+    async def _ready(
+        self, mtype: int, flags: int, deadline: Optional[float], wait: Optional[float]
+    ) -> Optional[Message]:
         """Wait until a message that matches is queued (None: try again now), or an empty one was taken for us.
 
-        Raises QueueEmpty once ``wait`` seconds have passed.
+        Raises QueueEmpty at ``deadline`` (``wait`` seconds after the call began).
         """
         loop = asyncio.get_running_loop()
-        deadline = None if wait is None else _monotonic() + wait
         except_ = bool(flags & MSG_EXCEPT)
+        if deadline is not None and _monotonic() >= deadline:
+            raise self._timed_out(mtype, except_, wait)
         if not _wait._start_timer():
             return await self._poll(mtype, except_, deadline, wait)
         watcher = _Service.of(loop).watcher(self._id, mtype, except_)
@@ -452,7 +486,7 @@ class SysVMQ(_queue.SysVMQ):
         try:
             while True:
                 if _receive(c, mtype, flags, ffi.NULL, 0) >= 0:
-                    return Message(b"", call.mtype[0])  # an empty one, taken
+                    return _Taken(b"", call.mtype[0])  # an empty one, taken
                 if c.err != errno.ENOMSG:
                     return None  # one is there (E2BIG), or the kernel says why not: the caller's try says
                 left = None if deadline is None else deadline - _monotonic()
@@ -486,14 +520,16 @@ class SysVMQ(_queue.SysVMQ):
         Waiting for room, it runs in a worker thread blocked in msgsnd; cancelled,
         its ``CancelledError`` carries ``count`` (1 if it was queued meanwhile).
         """
-        wait = None if timeout is None else timeout_arg(timeout, not block)
+        nowait = not block or (flags.__class__ is int and bool(flags & IPC_NOWAIT))
+        wait = None if timeout is None else timeout_arg(timeout, nowait)
+        deadline = None if wait is None else _monotonic() + wait
         try:
             return _SyncQ.send(self, message, type, flags, block=False)
         except QueueFull:
-            if not block or flags & IPC_NOWAIT or wait == 0:
+            if nowait or wait == 0:
                 raise
         blob, lens = pack([message])
-        await self._send_waiting(blob, lens, send_type_arg(type), wait)
+        await self._send_waiting(blob, lens, send_type_arg(type), deadline, wait)
 
     async def send_many(  # type: ignore[override]
         self,
@@ -510,6 +546,10 @@ class SysVMQ(_queue.SysVMQ):
         ``count``: how many were queued, so that ``messages[count:]`` were not.
         """
         wait = None if timeout is None else timeout_arg(timeout, not block)
+        deadline = None if wait is None else _monotonic() + wait
+        if lengths is not None and not isinstance(lengths, (Sequence, array.array)):
+            # An iterator would be used up by the first try, and the rest cut from nothing.
+            raise TypeError(f"lengths must be a sequence of int (list, tuple, array), not {lengths.__class__.__name__}")
         try:
             done = _SyncQ.send_many(self, messages, type, block=False, lengths=lengths)
         except QueueFull:
@@ -526,16 +566,17 @@ class SysVMQ(_queue.SysVMQ):
                 blob = view.cast("B")[sum(lengths[:done]) :].tobytes()
             lens = array.array(SIZE_T, lengths[done:])
         try:
-            return done + await self._send_waiting(blob, lens, send_type_arg(type), wait)
+            return done + await self._send_waiting(blob, lens, send_type_arg(type), deadline, wait)
         except BaseException as exc:
             carry_count(exc, done + getattr(exc, "count", 0))
             raise
 
-    async def _send_waiting(self, blob: bytes, lens: "array.array[int]", mtype: int, wait: Optional[float]) -> int:
-        """Send the texts of blob (lengths lens) in a worker thread, waiting for room; how many it sent,
-        whatever ends it (``count``)."""
+    async def _send_waiting(
+        self, blob: bytes, lens: "array.array[int]", mtype: int, deadline: Optional[float], wait: Optional[float]
+    ) -> int:
+        """Send the texts of blob (lengths lens) in a worker thread, waiting for room until ``deadline``; how
+        many it sent, whatever ends it (``count``)."""
         loop = asyncio.get_running_loop()
-        deadline = None if wait is None else _monotonic() + wait
         if not _wait._start_timer():
             return await self._send_polling(blob, list(lens), mtype, deadline, wait)
         job = _SendJob(self, blob, lens, mtype, deadline, wait, loop)

@@ -1,5 +1,6 @@
 """sysvmq.asyncio: awaitable calls that never block the loop, cancellation that loses nothing, threads that go."""
 
+import array
 import asyncio
 import inspect
 import json
@@ -161,6 +162,26 @@ async def test_nonblocking_and_timeouts_behave_as_the_sync_calls(aq: AsyncQ) -> 
         await aq.send(b"z" * 101)
 
 
+async def test_the_async_handle_names_its_class_and_refuses_ipc_nowait_with_a_timeout(aq: AsyncQ) -> None:
+    assert repr(aq) == f"<sysvmq.asyncio.SysVMQ id={aq.id} key=0x00000000 buffer_size={aq.buffer_size}>"
+    with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
+        await aq.receive(flags=sysvmq.IPC_NOWAIT, timeout=1)
+    with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
+        await aq.receive_message(flags=sysvmq.IPC_NOWAIT, timeout=1)
+    with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
+        await aq.send(b"x", flags=sysvmq.IPC_NOWAIT, timeout=1)
+    assert aq.stats().count == 0
+
+
+@pytest.mark.parametrize("lengths", [iter([3, 3]), (n for n in (3, 3)), {3: 0, 0: 3}])
+async def test_send_many_refuses_lengths_that_are_not_a_sequence_before_queueing_any(aq: AsyncQ, lengths: Any) -> None:
+    with pytest.raises(TypeError, match=r"lengths must be a sequence of int \(list, tuple, array\), not "):
+        await aq.send_many(b"abcdef", lengths=lengths)
+    assert aq.stats().count == 0
+    assert await aq.send_many(b"abcdef", lengths=array.array("I", [2, 4])) == 2  # an array is a sequence
+    assert _sync(aq).receive_many(5, block=False) == [b"ab", b"cdef"]
+
+
 # -- waiting --------------------------------------------------------------------------
 
 
@@ -236,6 +257,62 @@ async def test_an_empty_message_is_handed_to_a_waiting_receive(aq: AsyncQ) -> No
     await asyncio.sleep(0.02)
     _sync(aq).send(b"", 3)
     assert await waiting == Message(b"", 3)
+
+
+def _watcher_asleep(q: AsyncQ) -> bool:
+    """Whether the loop's one watcher thread for q is asleep in msgrcv."""
+    tids = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq watcher {q.id}"]
+    return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])
+
+
+def _watcher_tid(q: AsyncQ) -> int:
+    (tid,) = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq watcher {q.id}"]
+    assert tid is not None
+    return tid
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the loop run until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {timeout} s: {what}"
+        await asyncio.sleep(0.001)
+
+
+async def test_a_timeout_counts_from_the_call_not_from_the_last_wake_up(aq: AsyncQ) -> None:
+    # A competing consumer takes each message that wakes the waiting receive, before the
+    # receive's try: the receive must still end when its own timeout is up.
+    sync = _sync(aq)
+    began = time.monotonic()
+    waiting = asyncio.ensure_future(aq.receive(timeout=0.3))
+    await _until(lambda: _watcher_asleep(aq) or waiting.done(), "the watcher asleep")
+    tid = _watcher_tid(aq)
+    wakes = 0
+    while not waiting.done() and time.monotonic() - began < 3:
+        sync.send(b"m")
+        # The loop is held here, so the watcher's word cannot reach the receive before the message is gone.
+        wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken by the message")
+        assert sync.receive(block=False) == b"m"
+        wakes += 1
+        await _until(lambda: _in_msgrcv(os.getpid(), tid) or waiting.done(), "the watcher asleep again")
+    assert waiting.done(), f"receive(timeout=0.3) still waiting after {time.monotonic() - began:.2f} s, {wakes} wakes"
+    with pytest.raises(sysvmq.QueueEmpty, match=r"within 0\.3 s"):
+        await waiting
+    assert 0.3 <= time.monotonic() - began < 2
+    assert wakes >= 2
+
+
+async def test_receive_many_keeps_the_empty_message_a_watcher_took_when_the_next_one_is_too_large(
+    aq: AsyncQ,
+) -> None:
+    small = AsyncQ.attach(aq.id, buffer_size=10)
+    waiting = asyncio.ensure_future(small.receive_many(5))
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    sync = _sync(aq)
+    sync.send(b"", 1)  # fits the watcher's 0 bytes: it takes it for the waiting receive
+    sync.send(b"x" * 20, 1)  # longer than the receive's buffer_size
+    assert await waiting == [b""]  # an error after the first ends the batch, which is returned
+    assert sync.receive_many(5, block=False) == [b"x" * 20]
 
 
 # -- cancellation --------------------------------------------------------------------
