@@ -88,6 +88,11 @@ class _Taken(Message):
 
 _READY = object()  # a waiting receive's future: "a message is there, take it"
 _TIMEOUT = object()  # ...: "your time is up"
+_POLL = object()  # ...: "no thread can wait for you: poll"
+# Queue id -> empty messages the watchers (of any loop) hold for receives to come. A receive
+# looks for one before its own try only where this says so, so the fast path stays one dict lookup.
+_HELD: Dict[int, int] = {}
+_HELD_LOCK = threading.Lock()
 _receive = lib.sysvmq_receive
 _again = lib.sysvmq_again
 _again_until = lib.sysvmq_again_until
@@ -100,20 +105,24 @@ _monotonic = time.monotonic
 class _Watcher:
     """One thread asleep in msgrcv with a 0-byte buffer, for a loop's receives of one queue and selector.
 
-    The loop's thread alone touches ``waiters``, ``stash`` and ``asked``; the
-    watcher thread and the loop share ``wanted`` under ``cond``.
+    The loop's thread alone touches ``waiters`` and ``asked``; the watcher
+    thread and the loop share ``wanted``, ``thread``, ``inside`` and ``held``
+    under ``cond``. An empty message the thread takes (it fits 0 bytes) is
+    ``held`` until a receive takes it, or until the thread retires, which puts
+    it back on the queue: so nothing is lost when the loop is closed before it
+    heard of the message.
     """
 
     def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool) -> None:
         self.service = service
         self.msqid, self.mtype, self.flags = msqid, mtype, MSG_EXCEPT if except_ else 0
         self.waiters: Deque[asyncio.Future[Any]] = deque()
-        self.stash: Deque[Message] = deque()  # empty messages taken while no one waited
         self.asked = False  # the thread was asked to watch and has not answered yet
         self.cond = threading.Condition()
         self.wanted = False
         self.thread: Optional[threading.Thread] = None
         self.inside = False  # the thread may be in the kernel: wake it to stop it
+        self.held: Deque[_Taken] = deque()  # empty messages taken, oldest first, for the receives to come
 
     # in the loop's thread
 
@@ -124,9 +133,7 @@ class _Watcher:
         self.asked = True
         with self.cond:
             self.wanted = True
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
-                self.thread.start()
+            self._start()
             self.cond.notify()
 
     def forget(self, fut: "asyncio.Future[Any]") -> None:
@@ -141,24 +148,34 @@ class _Watcher:
             if thread is not None and inside and thread.ident is not None:
                 _wait.interrupt(thread.ident)
 
-    def answer(self, kind: str, payload: Any) -> None:
-        """What the thread saw: a message is there, it took an empty one, or the kernel said no."""
+    def take(self) -> "Optional[_Taken]":
+        """The oldest empty message held for this selector, if any."""
+        with self.cond:
+            if not self.held:
+                return None
+            _count_held(self.msqid, -1)
+            return self.held.popleft()
+
+    def hold(self, message: "_Taken") -> None:
+        """A receive handed ``message`` was cancelled: the next receive gets it first."""
+        with self.cond:
+            self.held.appendleft(message)
+            _count_held(self.msqid, 1)
+            self._start()  # a thread that retires gives it back, if no receive comes
+
+    def answer(self, kind: str) -> None:
+        """What the thread saw: a message is there, it took an empty one, it cannot wait, or the kernel said no."""
         self.asked = False
-        if kind == "message":
-            fut = self._next()
-            if fut is None:
-                self.stash.append(payload)
-            else:
-                fut.set_result(payload)
-        elif kind == "ready":
+        if kind in ("message", "ready"):
             fut = self._next()
             if fut is not None:
-                fut.set_result(_READY)
-        else:  # the queue is gone, or may not be read: each retries, and raises what the kernel says
+                taken = self.take() if kind == "message" else None
+                fut.set_result(_READY if taken is None else taken)  # none held: given back meanwhile, try
+        else:  # "poll": this thread can have no timer; "error": the queue is gone, or may not be read
             while self.waiters:
                 fut = self.waiters.popleft()
                 if not fut.done():
-                    fut.set_result(_READY)
+                    fut.set_result(_POLL if kind == "poll" else _READY)
 
     def _next(self) -> "Optional[asyncio.Future[Any]]":
         while self.waiters:
@@ -167,62 +184,91 @@ class _Watcher:
                 return fut
         return None
 
+    def _start(self) -> None:
+        # Under cond.
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
+            self.thread.start()
+
     # in the watcher thread
+
+    def _wanted(self) -> bool:
+        # Under cond. A closed loop wants nothing: its receives will never run again.
+        return self.wanted and not self.service.loop.is_closed()
 
     def _run(self) -> None:
         call = Call(self.msqid, 0, 1)
         while True:
             with self.cond:
-                if not self.wanted:
+                if not self._wanted():
                     self.cond.wait(LINGER)
-                if not self.wanted:
+                if not self._wanted():
                     self.thread = None  # retire; the loop starts another if need be
+                    held = list(self.held)
+                    self.held.clear()
+                    _count_held(self.msqid, -len(held))
                     break
                 self.inside = True
-            kind, payload = self._watch(call)
+            kind = self._watch(call)
             with self.cond:
                 self.inside = False
                 if kind == "stopped":
                     continue
                 self.wanted = False
-            if not self.service.post(self.answer, kind, payload) and kind == "message":
-                self._give_back([payload])
-        self.service.post(self._retired)
+            self.service.post(self.answer, kind)  # the loop is closed: what it took goes back as the thread retires
+        if held:
+            self._give_back(held)
+        if not self.service.post(self._retired):
+            self.service.closed()
 
-    def _watch(self, call: Call) -> Tuple[str, Any]:
+    def _watch(self, call: Call) -> str:
         """Sleep in msgrcv(0 bytes) until a matching message is queued; or until no longer wanted."""
         c = call.c
         n = _receive(c, self.mtype, self.flags | IPC_NOWAIT, ffi.NULL, 0)
         while n < 0:
             err = c.err
             if err == errno.E2BIG:
-                return "ready", None
+                return "ready"
             if err not in (errno.ENOMSG, errno.EINTR):
-                return "error", err
+                return "error"
             with self.cond:
-                if not self.wanted:
-                    return "stopped", None
+                if not self._wanted():
+                    return "stopped"
             # A slice at a time: a wake-up sent as the thread went to sleep is not missed for long.
             n = _again_until(c, int((_monotonic() + _wait.SLICE) * 1e9))
-            if n == -2:
-                return "error", c.err
-        return "message", _Taken(b"", call.mtype[0])
+            if n == -2:  # this thread can have no timer (timer_create failed): the receives poll from the loop
+                return "poll"
+            if n == -3:  # the application gave the timer signal a disposition of its own: everyone polls
+                _wait._lose_timer()
+                return "poll"
+        with self.cond:
+            self.held.append(_Taken(b"", call.mtype[0]))
+            _count_held(self.msqid, 1)
+        return "message"
 
     def _retired(self) -> None:
-        """In the loop's thread, after the thread ended: empty messages no one took go back to the queue."""
-        if self.stash:
-            messages, self.stash = list(self.stash), deque()
-            self._give_back(messages)
+        """In the loop's thread, after the thread ended: forget this selector if nothing is left of it."""
         with self.cond:
-            idle = self.thread is None and not self.waiters
+            idle = self.thread is None and not self.waiters and not self.held
         if idle:
             self.service.drop(self)
 
-    def _give_back(self, messages: List[Message]) -> None:
-        q = _SyncQ.attach(self.msqid)
-        for m in messages:
-            with contextlib.suppress(Exception):  # the queue is gone or full: nowhere to put it
-                q.send(b"", m.type, block=False)
+    def _give_back(self, messages: "List[_Taken]") -> None:
+        """Put empty messages no receive took back on the queue, waiting for room if need be."""
+        with contextlib.suppress(SysVMQError):  # the queue is gone, or may not be written: nowhere to put them
+            q = _SyncQ.attach(self.msqid)
+            for m in messages:
+                q.send(b"", m.type)
+
+
+def _count_held(msqid: int, n: int) -> None:
+    """Keep ``_HELD`` (a hint the receives read without a lock) in step with the watchers' ``held``."""
+    with _HELD_LOCK:
+        left = _HELD.get(msqid, 0) + n
+        if left > 0:
+            _HELD[msqid] = left
+        else:
+            _HELD.pop(msqid, None)
 
 
 class _Service:
@@ -258,6 +304,12 @@ class _Service:
             with self._lock:
                 if self._all.get(self.loop) is self:
                     del self._all[self.loop]
+
+    def closed(self) -> None:
+        """From a thread that found the loop closed: forget the loop."""
+        with self._lock:
+            if self._all.get(self.loop) is self:
+                del self._all[self.loop]
 
     def post(self, func: Callable[..., None], *args: Any) -> bool:
         """Run func in the loop's thread; False if the loop is closed."""
@@ -410,6 +462,10 @@ class SysVMQ(_queue.SysVMQ):
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         deadline = None if wait is None else _monotonic() + wait
         while True:
+            if _HELD and self._id in _HELD:  # an empty message taken for an earlier receive comes first
+                taken = self._held(mtype, flags)
+                if taken is not None:
+                    return taken
             try:
                 return attempt()
             except QueueEmpty:
@@ -439,9 +495,17 @@ class SysVMQ(_queue.SysVMQ):
             carry_received(exc, taken + list(getattr(exc, "received", [])))
             raise
 
+    def _held(self, mtype: int, flags: int) -> "Optional[_Taken]":
+        """An empty message this loop's watcher for the selector took and no receive has yet."""
+        service = _Service._all.get(asyncio.get_running_loop())
+        if service is None or flags.__class__ is not int:
+            return None
+        watcher = service.watchers.get((self._id, mtype, bool(flags & MSG_EXCEPT)))
+        return None if watcher is None else watcher.take()
+
     async def _ready(
         self, mtype: int, flags: int, deadline: Optional[float], wait: Optional[float]
-    ) -> Optional[Message]:
+    ) -> "Optional[_Taken]":
         """Wait until a message that matches is queued (None: try again now), or an empty one was taken for us.
 
         Raises QueueEmpty at ``deadline`` (``wait`` seconds after the call began).
@@ -453,8 +517,9 @@ class SysVMQ(_queue.SysVMQ):
         if not _wait._start_timer():
             return await self._poll(mtype, except_, deadline, wait)
         watcher = _Service.of(loop).watcher(self._id, mtype, except_)
-        if watcher.stash:
-            return watcher.stash.popleft()
+        taken = watcher.take()
+        if taken is not None:
+            return taken
         fut: asyncio.Future[Any] = loop.create_future()
         watcher.waiters.append(fut)
         watcher.ask()
@@ -462,8 +527,8 @@ class SysVMQ(_queue.SysVMQ):
         try:
             got = await fut
         except asyncio.CancelledError as exc:
-            if fut.done() and not fut.cancelled() and isinstance(fut.result(), Message):
-                watcher.stash.appendleft(fut.result())  # taken for us: the next receive gets it
+            if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
+                watcher.hold(fut.result())  # taken for us: the next receive gets it
             carry_received(exc, [])
             raise
         finally:
@@ -473,11 +538,13 @@ class SysVMQ(_queue.SysVMQ):
             watcher.ask()  # the next waiting receive, if any, is served next
         if got is _TIMEOUT:
             raise self._timed_out(mtype, except_, wait)
-        return got if isinstance(got, Message) else None
+        if got is _POLL:
+            return await self._poll(mtype, except_, deadline, wait)
+        return got if isinstance(got, _Taken) else None
 
     async def _poll(
         self, mtype: int, except_: bool, deadline: Optional[float], wait: Optional[float]
-    ) -> Optional[Message]:
+    ) -> "Optional[_Taken]":
         """Where no thread can be woken from the kernel: look, with sleeps between, until a message is there."""
         delay = POLL_FIRST
         call = self._pool.call(0)

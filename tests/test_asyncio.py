@@ -315,6 +315,90 @@ async def test_receive_many_keeps_the_empty_message_a_watcher_took_when_the_next
     assert sync.receive_many(5, block=False) == [b"x" * 20]
 
 
+NO_TIMER = """
+import asyncio, json, resource, signal, sys, time
+import sysvmq, sysvmq.asyncio
+
+if sys.argv[2] == "no timer":  # timer_create fails: no pending signal may be queued for this user
+    resource.setrlimit(resource.RLIMIT_SIGPENDING, (0, 0))
+q = sysvmq.asyncio.SysVMQ.attach(int(sys.argv[1]))
+
+async def main():
+    if sys.argv[2] == "signal taken":
+        try:
+            await q.receive(timeout=0.01)  # a watcher waits with the timer: sysvmq's handler is on the signal
+        except sysvmq.QueueEmpty:
+            pass
+        signal.signal(sysvmq.timer_signal, lambda signum, frame: None)  # then the application takes it
+    cpu, began = time.process_time(), time.monotonic()
+    try:
+        await asyncio.wait_for(q.receive(timeout=0.3), 10)
+        outcome = "received"
+    except sysvmq.QueueEmpty:
+        outcome = "timed out"
+    took, cpu = time.monotonic() - began, time.process_time() - cpu
+    asyncio.get_running_loop().call_later(0.05, lambda: sysvmq.SysVMQ.attach(q.id).send(b"late"))
+    late = await asyncio.wait_for(q.receive(), 10)
+    return outcome, took, cpu, late.decode()
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+@pytest.mark.parametrize("how", ["no timer", "signal taken"])
+def test_where_a_watcher_can_have_no_timer_receives_poll_and_time_out(aq: AsyncQ, how: str) -> None:
+    # sysvmq_again_until says -2 (timer_create failed in the watcher's thread) or -3 (the
+    # application gave the timer signal its own handler): the receive must poll, not spin.
+    outcome, took, cpu, late = json.loads(run_python(NO_TIMER, str(aq.id), how).stdout)
+    assert outcome == "timed out"
+    assert 0.3 <= took < 2
+    assert cpu < took / 2, f"{cpu:.2f} s of CPU in {took:.2f} s: it spun"
+    assert late == "late"
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "uvloop"])
+def test_an_empty_message_taken_as_the_loop_ends_goes_back_to_the_queue(
+    make_queue: Callable[..., AsyncQ], runner: str
+) -> None:
+    sync = make_queue()
+    q = AsyncQ.from_sync(sync)
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(q.receive())
+        await _until(lambda: _watcher_asleep(q), "the watcher asleep")
+        tid = _watcher_tid(q)
+        sync.send(b"", 7)  # fits the watcher's 0 bytes: it takes it
+        wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken")
+        waiting.cancel()  # before the loop hears of it
+
+    if runner == "uvloop":
+        if sys.implementation.name != "cpython":
+            pytest.skip("uvloop is built for CPython only")
+        pytest.importorskip("uvloop").run(main())
+    else:
+        asyncio.run(main())
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
+    assert sync.receive_many_messages(10, block=False) == [Message(b"", 7)]
+
+
+async def test_an_empty_message_held_for_a_cancelled_receive_comes_before_later_ones(aq: AsyncQ) -> None:
+    sync = _sync(aq)
+    first = asyncio.ensure_future(aq.receive_message())
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    tid = _watcher_tid(aq)
+    sync.send(b"", 1)  # fits the watcher's 0 bytes: it takes it for the first receive
+    wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken")
+    # Taken by the kernel, and held once the watcher's thread has run again (it needs the GIL):
+    # the one window where a later message can come first, as if the two had been sent together.
+    wait_for(lambda: sysvmq.asyncio._HELD.get(aq.id), what="the message held")
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    sync.send(b"second", 1)
+    assert await aq.receive_message() == Message(b"", 1)
+    assert await aq.receive_message() == Message(b"second", 1)
+    assert aq.stats().count == 0
+
+
 # -- cancellation --------------------------------------------------------------------
 
 CANCELLERS: List[str] = ["cancel", "wait_for"] + (["timeout", "taskgroup"] if sys.version_info >= (3, 11) else [])
