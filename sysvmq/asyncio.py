@@ -523,7 +523,7 @@ class SysVMQ(_queue.SysVMQ):
         fut: asyncio.Future[Any] = loop.create_future()
         watcher.waiters.append(fut)
         watcher.ask()
-        timer = None if deadline is None else _Expiry(loop, fut, deadline)
+        timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
         try:
             got = await fut
         except asyncio.CancelledError as exc:
@@ -647,10 +647,14 @@ class SysVMQ(_queue.SysVMQ):
         if not _wait._start_timer():
             return await self._send_polling(blob, list(lens), mtype, deadline, wait)
         job = _SendJob(self, blob, lens, mtype, deadline, wait, loop)
-        job.start()
+        line = _Senders.submit(loop, self._id, job)
+        expiry = None if deadline is None else _Expiry(loop, deadline, lambda: self._expire(line, job))
         try:
             return await asyncio.shield(job.future)
         except asyncio.CancelledError as exc:
+            if line.withdraw(job):  # it had not started: it queued nothing, and never will
+                carry_count(exc, 0)
+                raise
             job.cancel()
             while not job.future.done():
                 try:
@@ -661,6 +665,16 @@ class SysVMQ(_queue.SysVMQ):
                     break
             carry_count(exc, job.count)
             raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+
+    def _expire(self, line: "_Line", job: "_SendJob") -> None:
+        """A send's deadline passed while it waited its turn in the line: it queued nothing."""
+        if line.withdraw(job) and not job.future.done():
+            exc = self._send_error(errno.EAGAIN, job.lens[0], job.wait)
+            carry_count(exc, 0)
+            job.future.set_exception(exc)
 
     async def _send_polling(
         self, blob: bytes, lens: List[int], mtype: int, deadline: Optional[float], wait: Optional[float]
@@ -720,7 +734,7 @@ class SysVMQ(_queue.SysVMQ):
 
 
 class _SendJob:
-    """A send waiting for room, in a worker thread; ``future`` gets how many it queued, or its error."""
+    """A send waiting for room, run by its queue's line; ``future`` gets how many it queued, or its error."""
 
     def __init__(
         self,
@@ -740,19 +754,20 @@ class _SendJob:
         self.count = 0
         self.ident: Optional[int] = None  # the thread running it, once one does
 
-    def start(self) -> None:
-        _Senders.of(self.loop).submit(self)
-
     def cancel(self) -> None:
+        """In the loop's thread, once the job runs: wake its thread, which ends it."""
         self.cancelled.set()
         ident = self.ident
         if ident is not None:
             _wait.interrupt(ident)
 
+    def stopped(self) -> bool:
+        # A closed loop will never hear the outcome: what is left is not queued.
+        return self.cancelled.is_set() or self.loop.is_closed()
+
     def run(self) -> None:
-        """In a sender thread: send, waiting for room; then hand the outcome to the loop."""
-        self.ident = threading.get_ident()
-        if self.cancelled.is_set():  # before it started: nothing queued
+        """In the line's thread: send, waiting for room; then hand the outcome to the loop."""
+        if self.stopped():  # before it started: nothing queued
             self._post((0, None))
             return
         self._run()
@@ -772,14 +787,16 @@ class _SendJob:
             done = lib.sysvmq_send_many(c, self.mtype, keep, ffi.from_buffer("size_t[]", sizes), len(sizes), IPC_NOWAIT)
             err = 0
             if done != len(self.lens):
-                err = _wait.finish(
-                    call,
-                    c.err,
-                    False,
-                    self.deadline,
-                    lambda: q._check_rest(call, sizes),
-                    self.cancelled.is_set,
-                )
+                err = c.err
+                while True:
+                    # LINGER at a time at most: no one can wake the thread when its loop is closed, so it
+                    # looks that often, and ends without queueing the rest.
+                    until = _monotonic() + LINGER
+                    if self.deadline is not None and self.deadline <= until:
+                        until = self.deadline
+                    err = _wait.finish(call, err, False, until, lambda: q._check_rest(call, sizes), self.stopped)
+                    if err != errno.EAGAIN or until == self.deadline:
+                        break
             self.count = int(c.done)
             if err and err != errno.ECANCELED:
                 outcome = (None, q._send_error(err, self.lens[self.count], self.wait))
@@ -803,75 +820,110 @@ class _SendJob:
             self.future.set_result(count or 0)
 
 
-class _Senders:
-    """A loop's threads for sends that wait for room: each runs one job at a time, and an idle one
-    lingers LINGER seconds for the next before it ends."""
+class _Line:
+    """A loop's sends waiting for room on one queue: one thread runs them, one at a time, in the order
+    they came, and lingers LINGER seconds for the next before it ends."""
 
-    _all: ClassVar[Dict[Any, "_Senders"]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
+    def __init__(self, senders: "_Senders", msqid: int) -> None:
+        self.senders, self.msqid = senders, msqid
         self.cond = threading.Condition()
-        self.jobs: Deque[_SendJob] = deque()
-        self.running = self.busy = 0
+        self.jobs: Deque[_SendJob] = deque()  # under cond: the jobs waiting their turn
+        self.thread: Optional[threading.Thread] = None
+        self.ended = False  # the thread ended: the next job starts another line
 
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Senders":
-        with cls._lock:
-            senders = cls._all.get(loop)
-            if senders is None:
-                senders = cls._all[loop] = cls()
-            return senders
+    # in the loop's thread
 
-    def submit(self, job: _SendJob) -> None:
+    def submit(self, job: _SendJob) -> bool:
+        """Queue the job behind the others; False if the line has ended."""
         with self.cond:
+            if self.ended:
+                return False
             self.jobs.append(job)
-            if self.busy + len(self.jobs) > self.running:
-                self.running += 1
-                threading.Thread(target=self._work, name="sysvmq sender", daemon=True).start()
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._work, name=f"sysvmq send {self.msqid}", daemon=True)
+                self.thread.start()
             else:
                 self.cond.notify()
+        return True
+
+    def withdraw(self, job: _SendJob) -> bool:
+        """Take the job out of the line if it has not started: True if so (it queued nothing, and never will)."""
+        with self.cond:
+            try:
+                self.jobs.remove(job)
+            except ValueError:
+                return False
+            return True
+
+    # in the line's thread
 
     def _work(self) -> None:
-        me = threading.current_thread()
-        with self.cond:
-            while True:
+        while True:
+            with self.cond:
                 if not self.jobs:
                     self.cond.wait(LINGER)
-                    if not self.jobs:
-                        self.running -= 1
-                        if not self.running:
-                            with self._lock:
-                                for loop, senders in list(self._all.items()):
-                                    if senders is self:
-                                        del self._all[loop]
-                        return
+                if not self.jobs:
+                    self.ended = True
+                    self.thread = None
+                    break
                 job = self.jobs.popleft()
-                self.busy += 1
-                self.cond.release()
-                try:
-                    me.name = f"sysvmq send {job.q.id}"
-                    job.run()
-                finally:
-                    me.name = "sysvmq sender"
-                    self.cond.acquire()
-                    self.busy -= 1
+                job.ident = threading.get_ident()  # before withdraw can fail: cancel then wakes this thread
+            job.run()
+        self.senders.drop(self)
+
+
+class _Senders:
+    """A loop's lines of sends waiting for room, one a queue."""
+
+    _all: ClassVar[Dict[Any, "_Senders"]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # for _all and every lines
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lines: Dict[int, _Line] = {}
+
+    @classmethod
+    def submit(cls, loop: asyncio.AbstractEventLoop, msqid: int, job: _SendJob) -> _Line:
+        """Queue the job in the line of its queue on its loop; the line."""
+        while True:
+            with cls._lock:
+                senders = cls._all.get(loop)
+                if senders is None:
+                    senders = cls._all[loop] = cls(loop)
+                line = senders.lines.get(msqid)
+                if line is None:
+                    line = senders.lines[msqid] = _Line(senders, msqid)
+            if line.submit(job):
+                return line
+            senders.drop(line)  # it ended as the job came: a new one
+
+    def drop(self, line: _Line) -> None:
+        with self._lock:
+            if self.lines.get(line.msqid) is line:
+                del self.lines[line.msqid]
+            if not self.lines and self._all.get(self.loop) is self:
+                del self._all[self.loop]
+
+
+def _time_up(fut: "asyncio.Future[Any]") -> None:
+    if not fut.done():
+        fut.set_result(_TIMEOUT)
 
 
 class _Expiry:
-    """Ends a waiting receive at its deadline, never before: a loop's timers may fire early
+    """Calls ``expire`` at the deadline, never before: a loop's timers may fire early
     (uvloop counts in whole milliseconds from a clock read at the top of its iteration)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[Any]", deadline: float) -> None:
-        self.loop, self.fut, self.deadline = loop, fut, deadline
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, expire: Callable[[], None]) -> None:
+        self.loop, self.deadline, self.expire = loop, deadline, expire
         self.handle = loop.call_later(max(0.0, deadline - _monotonic()), self._fire)
 
     def _fire(self) -> None:
         left = self.deadline - _monotonic()
         if left > 0:
             self.handle = self.loop.call_later(left, self._fire)
-        elif not self.fut.done():
-            self.fut.set_result(_TIMEOUT)
+        else:
+            self.expire()
 
     def cancel(self) -> None:
         self.handle.cancel()

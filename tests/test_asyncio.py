@@ -514,6 +514,86 @@ def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queu
     assert sysvmq.SysVMQ.attach(q.id).receive_many_messages(10, block=False) == [Message(b"kept", 9)]
 
 
+def _sender_in_msgsnd(q: AsyncQ) -> bool:
+    tids = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq send {q.id}"]
+    return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])  # wchan: do_msgsnd
+
+
+async def test_sends_waiting_on_one_queue_share_one_thread_and_keep_their_order(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    sends = [asyncio.ensure_future(aq.send(b"%03d" % i)) for i in range(50)]
+    await _until(lambda: _sender_in_msgsnd(aq), "the first send asleep in msgsnd")  # all 50 are waiting by now
+    assert [t.name for t in _sysvmq_threads() if t.name.endswith(f" {aq.id}")] == [f"sysvmq send {aq.id}"]
+    assert _sync(aq).receive() == b"f" * 100
+    assert [await aq.receive() for _ in range(50)] == [b"%03d" % i for i in range(50)]
+    await asyncio.gather(*sends)
+
+
+async def test_a_send_cancelled_before_its_turn_is_never_queued(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    counts: List[object] = []
+
+    async def sending(message: bytes) -> None:
+        try:
+            await aq.send(message)
+        except asyncio.CancelledError as exc:
+            counts.append(getattr(exc, "count", None))
+            raise
+
+    first, second, third = (asyncio.ensure_future(sending(m)) for m in (b"a" * 60, b"b" * 60, b"c" * 60))
+    await _until(lambda: _sender_in_msgsnd(aq), "the first send asleep in msgsnd")
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert counts == [0]
+    assert _sync(aq).receive() == b"f" * 100
+    assert await aq.receive() == b"a" * 60
+    assert await aq.receive() == b"c" * 60
+    await asyncio.gather(first, third)
+    assert aq.stats().count == 0
+
+
+async def test_a_timed_send_waiting_its_turn_times_out_on_time(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    first = asyncio.ensure_future(aq.send(b"a" * 60))  # waits with no timeout, ahead of the next
+    await _until(lambda: _sender_in_msgsnd(aq), "the first send asleep in msgsnd")
+    began = time.monotonic()
+    with pytest.raises(sysvmq.QueueFull, match=r"within 0\.1 s") as full:
+        await aq.send(b"b", timeout=0.1)
+    assert 0.1 <= time.monotonic() - began < 1
+    assert full.value.count == 0
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert _sync(aq).receive_many(5, block=False) == [b"f" * 100]
+
+
+def test_a_send_pending_when_its_loop_is_closed_is_never_queued(make_queue: Callable[..., AsyncQ]) -> None:
+    sync = make_queue()
+    sync.update(max_size=4)
+    sync.send(b"FULL")
+    q = AsyncQ.from_sync(sync)
+    loop = asyncio.new_event_loop()
+    pending: List[Any] = []  # the task, kept from the garbage collector while the test looks
+
+    async def main() -> None:
+        pending.append(asyncio.ensure_future(q.send(b"late")))  # never awaited, never cancelled
+        await _until(lambda: _sender_in_msgsnd(q), "the send asleep in msgsnd")
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    began = time.monotonic()
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the sender gone")
+    assert time.monotonic() - began < 1
+    # Its thread ended without queueing it: nothing can queue it later.
+    assert sync.receive_many(5, block=False) == [b"FULL"]
+    assert not pending[0].done()
+
+
 CTRL_C = """
 import asyncio, json, sys
 import sysvmq, sysvmq.asyncio
