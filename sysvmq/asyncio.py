@@ -26,16 +26,27 @@ watch, and no call ever blocks the loop's thread in the kernel:
   arrives, and leaves the message queued; the first waiting receive then takes
   it without waiting. A waiting receive so holds nothing: cancelled, it has
   taken nothing. (An empty message fits a 0-byte buffer, so the watcher takes
-  it: it goes to the first waiting receive, or, if that was cancelled, to the
-  next receive of that queue and selector on the loop; a watcher that retires
-  with one still in hand sends it back to the queue.)
-- A send that must wait for room runs in a worker thread blocked in msgsnd(2),
-  with the kernel timer for its timeout. Cancelled, the thread is woken and
-  the ``CancelledError`` carries ``count``, what it had queued, as the sync
-  calls' exceptions do.
+  it and holds it: it goes to the first waiting receive, or, if that was
+  cancelled, to the next receive of that queue and selector on the loop,
+  before anything queued; a watcher that retires, or finds its loop closed,
+  with one still held sends it back to the queue.)
+- A timeout is counted from the call: a wake-up for a message someone else
+  takes first leaves only what remains of it.
+- A send that must wait for room joins its queue's line on the loop: one
+  thread for each queue with sends waiting, blocked in msgsnd(2), runs them
+  one at a time in the order they came (a send that finds room at once does
+  not wait behind them, as with msgsnd(2) itself). Cancelled or timed out
+  before its turn, a send leaves the line having queued nothing; cancelled
+  while it runs, its thread is woken and the ``CancelledError`` carries
+  ``count``, what it had queued, as the sync calls' exceptions do.
 - Threads are woken from the kernel by the timer signal (``sysvmq.timer_signal``).
-  Where timed calls poll (``sysvmq.timed_wait == "poll"``), waits poll from
-  the loop instead: non-blocking tries, 50 us doubling to 10 ms, between them.
+  Where timed calls poll (``sysvmq.timed_wait == "poll"``), or a watcher's
+  thread can have no timer, waits poll from the loop instead: non-blocking
+  tries, 50 us doubling to 10 ms, between them.
+- A loop that is closed with calls still waiting (``loop.close()`` without
+  cancelling its tasks) has its sends count as cancelled: their thread ends
+  within about LINGER (0.1 s) without queueing what is left, and a watcher
+  within its 0.5 s slice, giving back what it held.
 """
 
 import array
