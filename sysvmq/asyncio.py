@@ -26,16 +26,27 @@ watch, and no call ever blocks the loop's thread in the kernel:
   arrives, and leaves the message queued; the first waiting receive then takes
   it without waiting. A waiting receive so holds nothing: cancelled, it has
   taken nothing. (An empty message fits a 0-byte buffer, so the watcher takes
-  it: it goes to the first waiting receive, or, if that was cancelled, to the
-  next receive of that queue and selector on the loop; a watcher that retires
-  with one still in hand sends it back to the queue.)
-- A send that must wait for room runs in a worker thread blocked in msgsnd(2),
-  with the kernel timer for its timeout. Cancelled, the thread is woken and
-  the ``CancelledError`` carries ``count``, what it had queued, as the sync
-  calls' exceptions do.
+  it and holds it: it goes to the first waiting receive, or, if that was
+  cancelled, to the next receive of that queue and selector on the loop,
+  before anything queued; a watcher that retires, or finds its loop closed,
+  with one still held sends it back to the queue.)
+- A timeout is counted from the call: a wake-up for a message someone else
+  takes first leaves only what remains of it.
+- A send that must wait for room joins its queue's line on the loop: one
+  thread for each queue with sends waiting, blocked in msgsnd(2), runs them
+  one at a time in the order they came (a send that finds room at once does
+  not wait behind them, as with msgsnd(2) itself). Cancelled or timed out
+  before its turn, a send leaves the line having queued nothing; cancelled
+  while it runs, its thread is woken and the ``CancelledError`` carries
+  ``count``, what it had queued, as the sync calls' exceptions do.
 - Threads are woken from the kernel by the timer signal (``sysvmq.timer_signal``).
-  Where timed calls poll (``sysvmq.timed_wait == "poll"``), waits poll from
-  the loop instead: non-blocking tries, 50 us doubling to 10 ms, between them.
+  Where timed calls poll (``sysvmq.timed_wait == "poll"``), or a watcher's
+  thread can have no timer, waits poll from the loop instead: non-blocking
+  tries, 50 us doubling to 10 ms, between them.
+- A loop that is closed with calls still waiting (``loop.close()`` without
+  cancelling its tasks) has its sends count as cancelled: their thread ends
+  within about LINGER (0.1 s) without queueing what is left, and a watcher
+  within its 0.5 s slice, giving back what it held.
 """
 
 import array
@@ -65,7 +76,7 @@ from typing import (
 from . import _queue, _wait
 from ._args import SIZE_T, max_count_arg, pack, send_type_arg, timeout_arg
 from ._calls import Call
-from ._errors import QueueEmpty, QueueFull, carry_count, carry_received, selector
+from ._errors import QueueEmpty, QueueFull, SysVMQError, carry_count, carry_received, selector
 from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
 from ._stats import Message
 
@@ -79,8 +90,20 @@ _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any
 _SyncQ = _queue.SysVMQ
 
+
+class _Taken(Message):
+    """An empty message a watcher (or a poll) took for a receive: the receive returns it."""
+
+    __slots__ = ()
+
+
 _READY = object()  # a waiting receive's future: "a message is there, take it"
 _TIMEOUT = object()  # ...: "your time is up"
+_POLL = object()  # ...: "no thread can wait for you: poll"
+# Queue id -> empty messages the watchers (of any loop) hold for receives to come. A receive
+# looks for one before its own try only where this says so, so the fast path stays one dict lookup.
+_HELD: Dict[int, int] = {}
+_HELD_LOCK = threading.Lock()
 _receive = lib.sysvmq_receive
 _again = lib.sysvmq_again
 _again_until = lib.sysvmq_again_until
@@ -93,20 +116,24 @@ _monotonic = time.monotonic
 class _Watcher:
     """One thread asleep in msgrcv with a 0-byte buffer, for a loop's receives of one queue and selector.
 
-    The loop's thread alone touches ``waiters``, ``stash`` and ``asked``; the
-    watcher thread and the loop share ``wanted`` under ``cond``.
+    The loop's thread alone touches ``waiters`` and ``asked``; the watcher
+    thread and the loop share ``wanted``, ``thread``, ``inside`` and ``held``
+    under ``cond``. An empty message the thread takes (it fits 0 bytes) is
+    ``held`` until a receive takes it, or until the thread retires, which puts
+    it back on the queue: so nothing is lost when the loop is closed before it
+    heard of the message.
     """
 
     def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool) -> None:
         self.service = service
         self.msqid, self.mtype, self.flags = msqid, mtype, MSG_EXCEPT if except_ else 0
         self.waiters: Deque[asyncio.Future[Any]] = deque()
-        self.stash: Deque[Message] = deque()  # empty messages taken while no one waited
         self.asked = False  # the thread was asked to watch and has not answered yet
         self.cond = threading.Condition()
         self.wanted = False
         self.thread: Optional[threading.Thread] = None
         self.inside = False  # the thread may be in the kernel: wake it to stop it
+        self.held: Deque[_Taken] = deque()  # empty messages taken, oldest first, for the receives to come
 
     # in the loop's thread
 
@@ -117,9 +144,7 @@ class _Watcher:
         self.asked = True
         with self.cond:
             self.wanted = True
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
-                self.thread.start()
+            self._start()
             self.cond.notify()
 
     def forget(self, fut: "asyncio.Future[Any]") -> None:
@@ -134,24 +159,34 @@ class _Watcher:
             if thread is not None and inside and thread.ident is not None:
                 _wait.interrupt(thread.ident)
 
-    def answer(self, kind: str, payload: Any) -> None:
-        """What the thread saw: a message is there, it took an empty one, or the kernel said no."""
+    def take(self) -> "Optional[_Taken]":
+        """The oldest empty message held for this selector, if any."""
+        with self.cond:
+            if not self.held:
+                return None
+            _count_held(self.msqid, -1)
+            return self.held.popleft()
+
+    def hold(self, message: "_Taken") -> None:
+        """A receive handed ``message`` was cancelled: the next receive gets it first."""
+        with self.cond:
+            self.held.appendleft(message)
+            _count_held(self.msqid, 1)
+            self._start()  # a thread that retires gives it back, if no receive comes
+
+    def answer(self, kind: str) -> None:
+        """What the thread saw: a message is there, it took an empty one, it cannot wait, or the kernel said no."""
         self.asked = False
-        if kind == "message":
-            fut = self._next()
-            if fut is None:
-                self.stash.append(payload)
-            else:
-                fut.set_result(payload)
-        elif kind == "ready":
+        if kind in ("message", "ready"):
             fut = self._next()
             if fut is not None:
-                fut.set_result(_READY)
-        else:  # the queue is gone, or may not be read: each retries, and raises what the kernel says
+                taken = self.take() if kind == "message" else None
+                fut.set_result(_READY if taken is None else taken)  # none held: given back meanwhile, try
+        else:  # "poll": this thread can have no timer; "error": the queue is gone, or may not be read
             while self.waiters:
                 fut = self.waiters.popleft()
                 if not fut.done():
-                    fut.set_result(_READY)
+                    fut.set_result(_POLL if kind == "poll" else _READY)
 
     def _next(self) -> "Optional[asyncio.Future[Any]]":
         while self.waiters:
@@ -160,62 +195,91 @@ class _Watcher:
                 return fut
         return None
 
+    def _start(self) -> None:
+        # Under cond.
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
+            self.thread.start()
+
     # in the watcher thread
+
+    def _wanted(self) -> bool:
+        # Under cond. A closed loop wants nothing: its receives will never run again.
+        return self.wanted and not self.service.loop.is_closed()
 
     def _run(self) -> None:
         call = Call(self.msqid, 0, 1)
         while True:
             with self.cond:
-                if not self.wanted:
+                if not self._wanted():
                     self.cond.wait(LINGER)
-                if not self.wanted:
+                if not self._wanted():
                     self.thread = None  # retire; the loop starts another if need be
+                    held = list(self.held)
+                    self.held.clear()
+                    _count_held(self.msqid, -len(held))
                     break
                 self.inside = True
-            kind, payload = self._watch(call)
+            kind = self._watch(call)
             with self.cond:
                 self.inside = False
                 if kind == "stopped":
                     continue
                 self.wanted = False
-            if not self.service.post(self.answer, kind, payload) and kind == "message":
-                self._give_back([payload])
-        self.service.post(self._retired)
+            self.service.post(self.answer, kind)  # the loop is closed: what it took goes back as the thread retires
+        if held:
+            self._give_back(held)
+        if not self.service.post(self._retired):
+            self.service.closed()
 
-    def _watch(self, call: Call) -> Tuple[str, Any]:
+    def _watch(self, call: Call) -> str:
         """Sleep in msgrcv(0 bytes) until a matching message is queued; or until no longer wanted."""
         c = call.c
         n = _receive(c, self.mtype, self.flags | IPC_NOWAIT, ffi.NULL, 0)
         while n < 0:
             err = c.err
             if err == errno.E2BIG:
-                return "ready", None
+                return "ready"
             if err not in (errno.ENOMSG, errno.EINTR):
-                return "error", err
+                return "error"
             with self.cond:
-                if not self.wanted:
-                    return "stopped", None
+                if not self._wanted():
+                    return "stopped"
             # A slice at a time: a wake-up sent as the thread went to sleep is not missed for long.
             n = _again_until(c, int((_monotonic() + _wait.SLICE) * 1e9))
-            if n == -2:
-                return "error", c.err
-        return "message", Message(b"", call.mtype[0])
+            if n == -2:  # this thread can have no timer (timer_create failed): the receives poll from the loop
+                return "poll"
+            if n == -3:  # the application gave the timer signal a disposition of its own: everyone polls
+                _wait._lose_timer()
+                return "poll"
+        with self.cond:
+            self.held.append(_Taken(b"", call.mtype[0]))
+            _count_held(self.msqid, 1)
+        return "message"
 
     def _retired(self) -> None:
-        """In the loop's thread, after the thread ended: empty messages no one took go back to the queue."""
-        if self.stash:
-            messages, self.stash = list(self.stash), deque()
-            self._give_back(messages)
+        """In the loop's thread, after the thread ended: forget this selector if nothing is left of it."""
         with self.cond:
-            idle = self.thread is None and not self.waiters
+            idle = self.thread is None and not self.waiters and not self.held
         if idle:
             self.service.drop(self)
 
-    def _give_back(self, messages: List[Message]) -> None:
-        q = _SyncQ.attach(self.msqid)
-        for m in messages:
-            with contextlib.suppress(Exception):  # the queue is gone or full: nowhere to put it
-                q.send(b"", m.type, block=False)
+    def _give_back(self, messages: "List[_Taken]") -> None:
+        """Put empty messages no receive took back on the queue, waiting for room if need be."""
+        with contextlib.suppress(SysVMQError):  # the queue is gone, or may not be written: nowhere to put them
+            q = _SyncQ.attach(self.msqid)
+            for m in messages:
+                q.send(b"", m.type)
+
+
+def _count_held(msqid: int, n: int) -> None:
+    """Keep ``_HELD`` (a hint the receives read without a lock) in step with the watchers' ``held``."""
+    with _HELD_LOCK:
+        left = _HELD.get(msqid, 0) + n
+        if left > 0:
+            _HELD[msqid] = left
+        else:
+            _HELD.pop(msqid, None)
 
 
 class _Service:
@@ -252,6 +316,12 @@ class _Service:
                 if self._all.get(self.loop) is self:
                     del self._all[self.loop]
 
+    def closed(self) -> None:
+        """From a thread that found the loop closed: forget the loop."""
+        with self._lock:
+            if self._all.get(self.loop) is self:
+                del self._all[self.loop]
+
     def post(self, func: Callable[..., None], *args: Any) -> bool:
         """Run func in the loop's thread; False if the loop is closed."""
         try:
@@ -272,6 +342,13 @@ class SysVMQ(_queue.SysVMQ):
     """
 
     __slots__ = ()
+
+    def __repr__(self) -> str:
+        # Named in full: a sync handle on the same queue prints as <SysVMQ ...>.
+        cls = type(self)
+        return (
+            f"<{cls.__module__}.{cls.__qualname__} id={self._id} key={self._key:#010x} buffer_size={self._buffer_size}>"
+        )
 
     @classmethod
     def from_sync(cls: Type[_Q], q: _queue.SysVMQ) -> _Q:
@@ -301,16 +378,10 @@ class SysVMQ(_queue.SysVMQ):
         Cancelled while it waits, it has taken nothing (its ``CancelledError``
         carries ``received == []``).
         """
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT or wait == 0:
-                    raise
-            message = await self._ready(type, flags, wait)
-            if message is not None:
-                return message.data
+        got = await self._receiving(
+            lambda: _SyncQ.receive(self, type, flags, block=False, truncate=truncate), type, flags, block, timeout
+        )
+        return got.data if isinstance(got, _Taken) else got
 
     async def receive_message(  # type: ignore[override]
         self,
@@ -322,16 +393,14 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> Message:
         """As ``receive``, returning ``Message(data, type)``."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_message(self, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT or wait == 0:
-                    raise
-            message = await self._ready(type, flags, wait)
-            if message is not None:
-                return message
+        got = await self._receiving(
+            lambda: _SyncQ.receive_message(self, type, flags, block=False, truncate=truncate),
+            type,
+            flags,
+            block,
+            timeout,
+        )
+        return Message(got.data, got.type) if isinstance(got, _Taken) else got
 
     async def receive_into(  # type: ignore[override]
         self,
@@ -344,16 +413,14 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> Tuple[int, int]:
         """As ``receive``, copying the message into a writable buffer; returns ``(nbytes, type)``."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_into(self, buffer, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT or wait == 0:
-                    raise
-            message = await self._ready(type, flags, wait)
-            if message is not None:
-                return 0, message.type  # an empty message: nothing to copy
+        got = await self._receiving(
+            lambda: _SyncQ.receive_into(self, buffer, type, flags, block=False, truncate=truncate),
+            type,
+            flags,
+            block,
+            timeout,
+        )
+        return (0, got.type) if isinstance(got, _Taken) else got
 
     async def receive_many(  # type: ignore[override]
         self,
@@ -365,16 +432,12 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> List[bytes]:
         """Wait for one message, then take up to ``max_count - 1`` more already queued; as the sync call."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or wait == 0:
-                    raise
-            message = await self._ready(type, 0, wait)
-            if message is not None:
-                return [message.data, *self._more(max_count, type, truncate, False)]
+        got = await self._receiving(
+            lambda: _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate), type, 0, block, timeout
+        )
+        if isinstance(got, _Taken):
+            return [m.data for m in self._more(got, max_count, type, truncate)]
+        return got  # type: ignore[no-any-return]
 
     async def receive_many_messages(  # type: ignore[override]
         self,
@@ -386,50 +449,97 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> List[Message]:
         """As ``receive_many``, returning ``Message(data, type)`` for each."""
-        wait = None if timeout is None else timeout_arg(timeout, not block)
-        while True:
-            try:
-                return _SyncQ.receive_many_messages(self, max_count, type, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or wait == 0:
-                    raise
-            message = await self._ready(type, 0, wait)
-            if message is not None:
-                return [message, *self._more(max_count, type, truncate, True)]
+        got = await self._receiving(
+            lambda: _SyncQ.receive_many_messages(self, max_count, type, block=False, truncate=truncate),
+            type,
+            0,
+            block,
+            timeout,
+        )
+        if isinstance(got, _Taken):
+            return self._more(got, max_count, type, truncate)
+        return got  # type: ignore[no-any-return]
 
-    def _more(self, max_count: int, mtype: int, truncate: bool, typed: bool) -> List[Any]:
-        """After an empty message handed over by a watcher: the rest of a batch, without waiting."""
+    async def _receiving(
+        self, attempt: Callable[[], Any], mtype: int, flags: int, block: bool, timeout: Optional[float]
+    ) -> Any:
+        """Try ``attempt`` (the sync call, without waiting) until it returns, waiting between tries for a message
+        that matches; or an empty message a watcher took for this call (``_Taken``).
+
+        The deadline is set once, as the call begins: a wake-up for a message that
+        someone else takes first leaves only what remains of ``timeout`` to wait.
+        """
+        nowait = not block or (flags.__class__ is int and bool(flags & IPC_NOWAIT))
+        wait = None if timeout is None else timeout_arg(timeout, nowait)
+        deadline = None if wait is None else _monotonic() + wait
+        while True:
+            if _HELD and self._id in _HELD:  # an empty message taken for an earlier receive comes first
+                taken = self._held(mtype, flags)
+                if taken is not None:
+                    return taken
+            try:
+                return attempt()
+            except QueueEmpty:
+                if nowait or wait == 0:
+                    raise
+            taken = await self._ready(mtype, flags, deadline, wait)
+            if taken is not None:
+                return taken
+
+    def _more(self, first: Message, max_count: int, mtype: int, truncate: bool) -> List[Message]:
+        """After an empty message a watcher took: the rest of a batch, without waiting.
+
+        As in the sync call, an error after the first message ends the batch,
+        which is returned; any other exception carries the whole batch (``received``).
+        """
+        taken = [Message(first.data, first.type)]
         count = max_count_arg(max_count) - 1
         if not count:
-            return []
-        many = _SyncQ.receive_many_messages if typed else _SyncQ.receive_many
+            return taken
         try:
-            return many(self, count, mtype, block=False, truncate=truncate)
+            return taken + _SyncQ.receive_many_messages(self, count, mtype, block=False, truncate=truncate)
         except QueueEmpty:
-            return []
+            return taken
+        except SysVMQError as exc:  # too large, removed, ...: the next call meets it again
+            return taken + list(getattr(exc, "received", []))
+        except BaseException as exc:
+            carry_received(exc, taken + list(getattr(exc, "received", [])))
+            raise
 
-    async def _ready(self, mtype: int, flags: int, wait: Optional[float]) -> Optional[Message]:
+    def _held(self, mtype: int, flags: int) -> "Optional[_Taken]":
+        """An empty message this loop's watcher for the selector took and no receive has yet."""
+        service = _Service._all.get(asyncio.get_running_loop())
+        if service is None or flags.__class__ is not int:
+            return None
+        watcher = service.watchers.get((self._id, mtype, bool(flags & MSG_EXCEPT)))
+        return None if watcher is None else watcher.take()
+
+    async def _ready(
+        self, mtype: int, flags: int, deadline: Optional[float], wait: Optional[float]
+    ) -> "Optional[_Taken]":
         """Wait until a message that matches is queued (None: try again now), or an empty one was taken for us.
 
-        Raises QueueEmpty once ``wait`` seconds have passed.
+        Raises QueueEmpty at ``deadline`` (``wait`` seconds after the call began).
         """
         loop = asyncio.get_running_loop()
-        deadline = None if wait is None else _monotonic() + wait
         except_ = bool(flags & MSG_EXCEPT)
+        if deadline is not None and _monotonic() >= deadline:
+            raise self._timed_out(mtype, except_, wait)
         if not _wait._start_timer():
             return await self._poll(mtype, except_, deadline, wait)
         watcher = _Service.of(loop).watcher(self._id, mtype, except_)
-        if watcher.stash:
-            return watcher.stash.popleft()
+        taken = watcher.take()
+        if taken is not None:
+            return taken
         fut: asyncio.Future[Any] = loop.create_future()
         watcher.waiters.append(fut)
         watcher.ask()
-        timer = None if deadline is None else _Expiry(loop, fut, deadline)
+        timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
         try:
             got = await fut
         except asyncio.CancelledError as exc:
-            if fut.done() and not fut.cancelled() and isinstance(fut.result(), Message):
-                watcher.stash.appendleft(fut.result())  # taken for us: the next receive gets it
+            if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
+                watcher.hold(fut.result())  # taken for us: the next receive gets it
             carry_received(exc, [])
             raise
         finally:
@@ -439,11 +549,13 @@ class SysVMQ(_queue.SysVMQ):
             watcher.ask()  # the next waiting receive, if any, is served next
         if got is _TIMEOUT:
             raise self._timed_out(mtype, except_, wait)
-        return got if isinstance(got, Message) else None
+        if got is _POLL:
+            return await self._poll(mtype, except_, deadline, wait)
+        return got if isinstance(got, _Taken) else None
 
     async def _poll(
         self, mtype: int, except_: bool, deadline: Optional[float], wait: Optional[float]
-    ) -> Optional[Message]:
+    ) -> "Optional[_Taken]":
         """Where no thread can be woken from the kernel: look, with sleeps between, until a message is there."""
         delay = POLL_FIRST
         call = self._pool.call(0)
@@ -452,7 +564,7 @@ class SysVMQ(_queue.SysVMQ):
         try:
             while True:
                 if _receive(c, mtype, flags, ffi.NULL, 0) >= 0:
-                    return Message(b"", call.mtype[0])  # an empty one, taken
+                    return _Taken(b"", call.mtype[0])  # an empty one, taken
                 if c.err != errno.ENOMSG:
                     return None  # one is there (E2BIG), or the kernel says why not: the caller's try says
                 left = None if deadline is None else deadline - _monotonic()
@@ -486,14 +598,16 @@ class SysVMQ(_queue.SysVMQ):
         Waiting for room, it runs in a worker thread blocked in msgsnd; cancelled,
         its ``CancelledError`` carries ``count`` (1 if it was queued meanwhile).
         """
-        wait = None if timeout is None else timeout_arg(timeout, not block)
+        nowait = not block or (flags.__class__ is int and bool(flags & IPC_NOWAIT))
+        wait = None if timeout is None else timeout_arg(timeout, nowait)
+        deadline = None if wait is None else _monotonic() + wait
         try:
             return _SyncQ.send(self, message, type, flags, block=False)
         except QueueFull:
-            if not block or flags & IPC_NOWAIT or wait == 0:
+            if nowait or wait == 0:
                 raise
         blob, lens = pack([message])
-        await self._send_waiting(blob, lens, send_type_arg(type), wait)
+        await self._send_waiting(blob, lens, send_type_arg(type), deadline, wait)
 
     async def send_many(  # type: ignore[override]
         self,
@@ -510,6 +624,10 @@ class SysVMQ(_queue.SysVMQ):
         ``count``: how many were queued, so that ``messages[count:]`` were not.
         """
         wait = None if timeout is None else timeout_arg(timeout, not block)
+        deadline = None if wait is None else _monotonic() + wait
+        if lengths is not None and not isinstance(lengths, (Sequence, array.array)):
+            # An iterator would be used up by the first try, and the rest cut from nothing.
+            raise TypeError(f"lengths must be a sequence of int (list, tuple, array), not {lengths.__class__.__name__}")
         try:
             done = _SyncQ.send_many(self, messages, type, block=False, lengths=lengths)
         except QueueFull:
@@ -526,23 +644,28 @@ class SysVMQ(_queue.SysVMQ):
                 blob = view.cast("B")[sum(lengths[:done]) :].tobytes()
             lens = array.array(SIZE_T, lengths[done:])
         try:
-            return done + await self._send_waiting(blob, lens, send_type_arg(type), wait)
+            return done + await self._send_waiting(blob, lens, send_type_arg(type), deadline, wait)
         except BaseException as exc:
             carry_count(exc, done + getattr(exc, "count", 0))
             raise
 
-    async def _send_waiting(self, blob: bytes, lens: "array.array[int]", mtype: int, wait: Optional[float]) -> int:
-        """Send the texts of blob (lengths lens) in a worker thread, waiting for room; how many it sent,
-        whatever ends it (``count``)."""
+    async def _send_waiting(
+        self, blob: bytes, lens: "array.array[int]", mtype: int, deadline: Optional[float], wait: Optional[float]
+    ) -> int:
+        """Send the texts of blob (lengths lens) in a worker thread, waiting for room until ``deadline``; how
+        many it sent, whatever ends it (``count``)."""
         loop = asyncio.get_running_loop()
-        deadline = None if wait is None else _monotonic() + wait
         if not _wait._start_timer():
             return await self._send_polling(blob, list(lens), mtype, deadline, wait)
         job = _SendJob(self, blob, lens, mtype, deadline, wait, loop)
-        job.start()
+        line = _Senders.submit(loop, self._id, job)
+        expiry = None if deadline is None else _Expiry(loop, deadline, lambda: self._expire(line, job))
         try:
             return await asyncio.shield(job.future)
         except asyncio.CancelledError as exc:
+            if line.withdraw(job):  # it had not started: it queued nothing, and never will
+                carry_count(exc, 0)
+                raise
             job.cancel()
             while not job.future.done():
                 try:
@@ -553,6 +676,16 @@ class SysVMQ(_queue.SysVMQ):
                     break
             carry_count(exc, job.count)
             raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+
+    def _expire(self, line: "_Line", job: "_SendJob") -> None:
+        """A send's deadline passed while it waited its turn in the line: it queued nothing."""
+        if line.withdraw(job) and not job.future.done():
+            exc = self._send_error(errno.EAGAIN, job.lens[0], job.wait)
+            carry_count(exc, 0)
+            job.future.set_exception(exc)
 
     async def _send_polling(
         self, blob: bytes, lens: List[int], mtype: int, deadline: Optional[float], wait: Optional[float]
@@ -612,7 +745,7 @@ class SysVMQ(_queue.SysVMQ):
 
 
 class _SendJob:
-    """A send waiting for room, in a worker thread; ``future`` gets how many it queued, or its error."""
+    """A send waiting for room, run by its queue's line; ``future`` gets how many it queued, or its error."""
 
     def __init__(
         self,
@@ -632,19 +765,20 @@ class _SendJob:
         self.count = 0
         self.ident: Optional[int] = None  # the thread running it, once one does
 
-    def start(self) -> None:
-        _Senders.of(self.loop).submit(self)
-
     def cancel(self) -> None:
+        """In the loop's thread, once the job runs: wake its thread, which ends it."""
         self.cancelled.set()
         ident = self.ident
         if ident is not None:
             _wait.interrupt(ident)
 
+    def stopped(self) -> bool:
+        # A closed loop will never hear the outcome: what is left is not queued.
+        return self.cancelled.is_set() or self.loop.is_closed()
+
     def run(self) -> None:
-        """In a sender thread: send, waiting for room; then hand the outcome to the loop."""
-        self.ident = threading.get_ident()
-        if self.cancelled.is_set():  # before it started: nothing queued
+        """In the line's thread: send, waiting for room; then hand the outcome to the loop."""
+        if self.stopped():  # before it started: nothing queued
             self._post((0, None))
             return
         self._run()
@@ -664,14 +798,16 @@ class _SendJob:
             done = lib.sysvmq_send_many(c, self.mtype, keep, ffi.from_buffer("size_t[]", sizes), len(sizes), IPC_NOWAIT)
             err = 0
             if done != len(self.lens):
-                err = _wait.finish(
-                    call,
-                    c.err,
-                    False,
-                    self.deadline,
-                    lambda: q._check_rest(call, sizes),
-                    self.cancelled.is_set,
-                )
+                err = c.err
+                while True:
+                    # LINGER at a time at most: no one can wake the thread when its loop is closed, so it
+                    # looks that often, and ends without queueing the rest.
+                    until = _monotonic() + LINGER
+                    if self.deadline is not None and self.deadline <= until:
+                        until = self.deadline
+                    err = _wait.finish(call, err, False, until, lambda: q._check_rest(call, sizes), self.stopped)
+                    if err != errno.EAGAIN or until == self.deadline:
+                        break
             self.count = int(c.done)
             if err and err != errno.ECANCELED:
                 outcome = (None, q._send_error(err, self.lens[self.count], self.wait))
@@ -695,75 +831,110 @@ class _SendJob:
             self.future.set_result(count or 0)
 
 
-class _Senders:
-    """A loop's threads for sends that wait for room: each runs one job at a time, and an idle one
-    lingers LINGER seconds for the next before it ends."""
+class _Line:
+    """A loop's sends waiting for room on one queue: one thread runs them, one at a time, in the order
+    they came, and lingers LINGER seconds for the next before it ends."""
 
-    _all: ClassVar[Dict[Any, "_Senders"]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
+    def __init__(self, senders: "_Senders", msqid: int) -> None:
+        self.senders, self.msqid = senders, msqid
         self.cond = threading.Condition()
-        self.jobs: Deque[_SendJob] = deque()
-        self.running = self.busy = 0
+        self.jobs: Deque[_SendJob] = deque()  # under cond: the jobs waiting their turn
+        self.thread: Optional[threading.Thread] = None
+        self.ended = False  # the thread ended: the next job starts another line
 
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Senders":
-        with cls._lock:
-            senders = cls._all.get(loop)
-            if senders is None:
-                senders = cls._all[loop] = cls()
-            return senders
+    # in the loop's thread
 
-    def submit(self, job: _SendJob) -> None:
+    def submit(self, job: _SendJob) -> bool:
+        """Queue the job behind the others; False if the line has ended."""
         with self.cond:
+            if self.ended:
+                return False
             self.jobs.append(job)
-            if self.busy + len(self.jobs) > self.running:
-                self.running += 1
-                threading.Thread(target=self._work, name="sysvmq sender", daemon=True).start()
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._work, name=f"sysvmq send {self.msqid}", daemon=True)
+                self.thread.start()
             else:
                 self.cond.notify()
+        return True
+
+    def withdraw(self, job: _SendJob) -> bool:
+        """Take the job out of the line if it has not started: True if so (it queued nothing, and never will)."""
+        with self.cond:
+            try:
+                self.jobs.remove(job)
+            except ValueError:
+                return False
+            return True
+
+    # in the line's thread
 
     def _work(self) -> None:
-        me = threading.current_thread()
-        with self.cond:
-            while True:
+        while True:
+            with self.cond:
                 if not self.jobs:
                     self.cond.wait(LINGER)
-                    if not self.jobs:
-                        self.running -= 1
-                        if not self.running:
-                            with self._lock:
-                                for loop, senders in list(self._all.items()):
-                                    if senders is self:
-                                        del self._all[loop]
-                        return
+                if not self.jobs:
+                    self.ended = True
+                    self.thread = None
+                    break
                 job = self.jobs.popleft()
-                self.busy += 1
-                self.cond.release()
-                try:
-                    me.name = f"sysvmq send {job.q.id}"
-                    job.run()
-                finally:
-                    me.name = "sysvmq sender"
-                    self.cond.acquire()
-                    self.busy -= 1
+                job.ident = threading.get_ident()  # before withdraw can fail: cancel then wakes this thread
+            job.run()
+        self.senders.drop(self)
+
+
+class _Senders:
+    """A loop's lines of sends waiting for room, one a queue."""
+
+    _all: ClassVar[Dict[Any, "_Senders"]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # for _all and every lines
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lines: Dict[int, _Line] = {}
+
+    @classmethod
+    def submit(cls, loop: asyncio.AbstractEventLoop, msqid: int, job: _SendJob) -> _Line:
+        """Queue the job in the line of its queue on its loop; the line."""
+        while True:
+            with cls._lock:
+                senders = cls._all.get(loop)
+                if senders is None:
+                    senders = cls._all[loop] = cls(loop)
+                line = senders.lines.get(msqid)
+                if line is None:
+                    line = senders.lines[msqid] = _Line(senders, msqid)
+            if line.submit(job):
+                return line
+            senders.drop(line)  # it ended as the job came: a new one
+
+    def drop(self, line: _Line) -> None:
+        with self._lock:
+            if self.lines.get(line.msqid) is line:
+                del self.lines[line.msqid]
+            if not self.lines and self._all.get(self.loop) is self:
+                del self._all[self.loop]
+
+
+def _time_up(fut: "asyncio.Future[Any]") -> None:
+    if not fut.done():
+        fut.set_result(_TIMEOUT)
 
 
 class _Expiry:
-    """Ends a waiting receive at its deadline, never before: a loop's timers may fire early
+    """Calls ``expire`` at the deadline, never before: a loop's timers may fire early
     (uvloop counts in whole milliseconds from a clock read at the top of its iteration)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[Any]", deadline: float) -> None:
-        self.loop, self.fut, self.deadline = loop, fut, deadline
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, expire: Callable[[], None]) -> None:
+        self.loop, self.deadline, self.expire = loop, deadline, expire
         self.handle = loop.call_later(max(0.0, deadline - _monotonic()), self._fire)
 
     def _fire(self) -> None:
         left = self.deadline - _monotonic()
         if left > 0:
             self.handle = self.loop.call_later(left, self._fire)
-        elif not self.fut.done():
-            self.fut.set_result(_TIMEOUT)
+        else:
+            self.expire()
 
     def cancel(self) -> None:
         self.handle.cancel()

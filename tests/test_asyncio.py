@@ -1,5 +1,6 @@
 """sysvmq.asyncio: awaitable calls that never block the loop, cancellation that loses nothing, threads that go."""
 
+import array
 import asyncio
 import inspect
 import json
@@ -161,6 +162,26 @@ async def test_nonblocking_and_timeouts_behave_as_the_sync_calls(aq: AsyncQ) -> 
         await aq.send(b"z" * 101)
 
 
+async def test_the_async_handle_names_its_class_and_refuses_ipc_nowait_with_a_timeout(aq: AsyncQ) -> None:
+    assert repr(aq) == f"<sysvmq.asyncio.SysVMQ id={aq.id} key=0x00000000 buffer_size={aq.buffer_size}>"
+    with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
+        await aq.receive(flags=sysvmq.IPC_NOWAIT, timeout=1)
+    with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
+        await aq.receive_message(flags=sysvmq.IPC_NOWAIT, timeout=1)
+    with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
+        await aq.send(b"x", flags=sysvmq.IPC_NOWAIT, timeout=1)
+    assert aq.stats().count == 0
+
+
+@pytest.mark.parametrize("lengths", [iter([3, 3]), (n for n in (3, 3)), {3: 0, 0: 3}])
+async def test_send_many_refuses_lengths_that_are_not_a_sequence_before_queueing_any(aq: AsyncQ, lengths: Any) -> None:
+    with pytest.raises(TypeError, match=r"lengths must be a sequence of int \(list, tuple, array\), not "):
+        await aq.send_many(b"abcdef", lengths=lengths)
+    assert aq.stats().count == 0
+    assert await aq.send_many(b"abcdef", lengths=array.array("I", [2, 4])) == 2  # an array is a sequence
+    assert _sync(aq).receive_many(5, block=False) == [b"ab", b"cdef"]
+
+
 # -- waiting --------------------------------------------------------------------------
 
 
@@ -236,6 +257,146 @@ async def test_an_empty_message_is_handed_to_a_waiting_receive(aq: AsyncQ) -> No
     await asyncio.sleep(0.02)
     _sync(aq).send(b"", 3)
     assert await waiting == Message(b"", 3)
+
+
+def _watcher_asleep(q: AsyncQ) -> bool:
+    """Whether the loop's one watcher thread for q is asleep in msgrcv."""
+    tids = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq watcher {q.id}"]
+    return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])
+
+
+def _watcher_tid(q: AsyncQ) -> int:
+    (tid,) = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq watcher {q.id}"]
+    assert tid is not None
+    return tid
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the loop run until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {timeout} s: {what}"
+        await asyncio.sleep(0.001)
+
+
+async def test_a_timeout_counts_from_the_call_not_from_the_last_wake_up(aq: AsyncQ) -> None:
+    # A competing consumer takes each message that wakes the waiting receive, before the
+    # receive's try: the receive must still end when its own timeout is up.
+    sync = _sync(aq)
+    began = time.monotonic()
+    waiting = asyncio.ensure_future(aq.receive(timeout=0.3))
+    await _until(lambda: _watcher_asleep(aq) or waiting.done(), "the watcher asleep")
+    tid = _watcher_tid(aq)
+    wakes = 0
+    while not waiting.done() and time.monotonic() - began < 3:
+        sync.send(b"m")
+        # The loop is held here, so the watcher's word cannot reach the receive before the message is gone.
+        wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken by the message")
+        assert sync.receive(block=False) == b"m"
+        wakes += 1
+        await _until(lambda: _in_msgrcv(os.getpid(), tid) or waiting.done(), "the watcher asleep again")
+    assert waiting.done(), f"receive(timeout=0.3) still waiting after {time.monotonic() - began:.2f} s, {wakes} wakes"
+    with pytest.raises(sysvmq.QueueEmpty, match=r"within 0\.3 s"):
+        await waiting
+    assert 0.3 <= time.monotonic() - began < 2
+    assert wakes >= 2
+
+
+async def test_receive_many_keeps_the_empty_message_a_watcher_took_when_the_next_one_is_too_large(
+    aq: AsyncQ,
+) -> None:
+    small = AsyncQ.attach(aq.id, buffer_size=10)
+    waiting = asyncio.ensure_future(small.receive_many(5))
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    sync = _sync(aq)
+    sync.send(b"", 1)  # fits the watcher's 0 bytes: it takes it for the waiting receive
+    sync.send(b"x" * 20, 1)  # longer than the receive's buffer_size
+    assert await waiting == [b""]  # an error after the first ends the batch, which is returned
+    assert sync.receive_many(5, block=False) == [b"x" * 20]
+
+
+NO_TIMER = """
+import asyncio, json, resource, signal, sys, time
+import sysvmq, sysvmq.asyncio
+
+if sys.argv[2] == "no timer":  # timer_create fails: no pending signal may be queued for this user
+    resource.setrlimit(getattr(resource, "RLIMIT_SIGPENDING", 11), (0, 0))  # PyPy lacks the name (11: Linux)
+q = sysvmq.asyncio.SysVMQ.attach(int(sys.argv[1]))
+
+async def main():
+    if sys.argv[2] == "signal taken":
+        try:
+            await q.receive(timeout=0.01)  # a watcher waits with the timer: sysvmq's handler is on the signal
+        except sysvmq.QueueEmpty:
+            pass
+        signal.signal(sysvmq.timer_signal, lambda signum, frame: None)  # then the application takes it
+    cpu, began = time.process_time(), time.monotonic()
+    try:
+        await asyncio.wait_for(q.receive(timeout=0.3), 10)
+        outcome = "received"
+    except sysvmq.QueueEmpty:
+        outcome = "timed out"
+    took, cpu = time.monotonic() - began, time.process_time() - cpu
+    asyncio.get_running_loop().call_later(0.05, lambda: sysvmq.SysVMQ.attach(q.id).send(b"late"))
+    late = await asyncio.wait_for(q.receive(), 10)
+    return outcome, took, cpu, late.decode()
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+@pytest.mark.parametrize("how", ["no timer", "signal taken"])
+def test_where_a_watcher_can_have_no_timer_receives_poll_and_time_out(aq: AsyncQ, how: str) -> None:
+    # sysvmq_again_until says -2 (timer_create failed in the watcher's thread) or -3 (the
+    # application gave the timer signal its own handler): the receive must poll, not spin.
+    outcome, took, cpu, late = json.loads(run_python(NO_TIMER, str(aq.id), how).stdout)
+    assert outcome == "timed out"
+    assert 0.3 <= took < 2
+    assert cpu < took / 2, f"{cpu:.2f} s of CPU in {took:.2f} s: it spun"
+    assert late == "late"
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "uvloop"])
+def test_an_empty_message_taken_as_the_loop_ends_goes_back_to_the_queue(
+    make_queue: Callable[..., AsyncQ], runner: str
+) -> None:
+    sync = make_queue()
+    q = AsyncQ.from_sync(sync)
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(q.receive())
+        await _until(lambda: _watcher_asleep(q), "the watcher asleep")
+        tid = _watcher_tid(q)
+        sync.send(b"", 7)  # fits the watcher's 0 bytes: it takes it
+        wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken")
+        waiting.cancel()  # before the loop hears of it
+
+    if runner == "uvloop":
+        if sys.implementation.name != "cpython":
+            pytest.skip("uvloop is built for CPython only")
+        pytest.importorskip("uvloop").run(main())
+    else:
+        asyncio.run(main())
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
+    assert sync.receive_many_messages(10, block=False) == [Message(b"", 7)]
+
+
+async def test_an_empty_message_held_for_a_cancelled_receive_comes_before_later_ones(aq: AsyncQ) -> None:
+    sync = _sync(aq)
+    first = asyncio.ensure_future(aq.receive_message())
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    tid = _watcher_tid(aq)
+    sync.send(b"", 1)  # fits the watcher's 0 bytes: it takes it for the first receive
+    wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken")
+    # Taken by the kernel, and held once the watcher's thread has run again (it needs the GIL):
+    # the one window where a later message can come first, as if the two had been sent together.
+    wait_for(lambda: sysvmq.asyncio._HELD.get(aq.id), what="the message held")
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    sync.send(b"second", 1)
+    assert await aq.receive_message() == Message(b"", 1)
+    assert await aq.receive_message() == Message(b"second", 1)
+    assert aq.stats().count == 0
 
 
 # -- cancellation --------------------------------------------------------------------
@@ -351,6 +512,86 @@ def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queu
     )
     wait_for(lambda: _timers() <= timers, what="their timers deleted")
     assert sysvmq.SysVMQ.attach(q.id).receive_many_messages(10, block=False) == [Message(b"kept", 9)]
+
+
+def _sender_in_msgsnd(q: AsyncQ) -> bool:
+    tids = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq send {q.id}"]
+    return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])  # wchan: do_msgsnd
+
+
+async def test_sends_waiting_on_one_queue_share_one_thread_and_keep_their_order(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    sends = [asyncio.ensure_future(aq.send(b"%03d" % i)) for i in range(50)]
+    await _until(lambda: _sender_in_msgsnd(aq), "the first send asleep in msgsnd")  # all 50 are waiting by now
+    assert [t.name for t in _sysvmq_threads() if t.name.endswith(f" {aq.id}")] == [f"sysvmq send {aq.id}"]
+    assert _sync(aq).receive() == b"f" * 100
+    assert [await aq.receive() for _ in range(50)] == [b"%03d" % i for i in range(50)]
+    await asyncio.gather(*sends)
+
+
+async def test_a_send_cancelled_before_its_turn_is_never_queued(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    counts: List[object] = []
+
+    async def sending(message: bytes) -> None:
+        try:
+            await aq.send(message)
+        except asyncio.CancelledError as exc:
+            counts.append(getattr(exc, "count", None))
+            raise
+
+    first, second, third = (asyncio.ensure_future(sending(m)) for m in (b"a" * 60, b"b" * 60, b"c" * 60))
+    await _until(lambda: _sender_in_msgsnd(aq), "the first send asleep in msgsnd")
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert counts == [0]
+    assert _sync(aq).receive() == b"f" * 100
+    assert await aq.receive() == b"a" * 60
+    assert await aq.receive() == b"c" * 60
+    await asyncio.gather(first, third)
+    assert aq.stats().count == 0
+
+
+async def test_a_timed_send_waiting_its_turn_times_out_on_time(aq: AsyncQ) -> None:
+    aq.update(max_size=100)
+    await aq.send(b"f" * 100)
+    first = asyncio.ensure_future(aq.send(b"a" * 60))  # waits with no timeout, ahead of the next
+    await _until(lambda: _sender_in_msgsnd(aq), "the first send asleep in msgsnd")
+    began = time.monotonic()
+    with pytest.raises(sysvmq.QueueFull, match=r"within 0\.1 s") as full:
+        await aq.send(b"b", timeout=0.1)
+    assert 0.1 <= time.monotonic() - began < 1
+    assert full.value.count == 0
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert _sync(aq).receive_many(5, block=False) == [b"f" * 100]
+
+
+def test_a_send_pending_when_its_loop_is_closed_is_never_queued(make_queue: Callable[..., AsyncQ]) -> None:
+    sync = make_queue()
+    sync.update(max_size=4)
+    sync.send(b"FULL")
+    q = AsyncQ.from_sync(sync)
+    loop = asyncio.new_event_loop()
+    pending: List[Any] = []  # the task, kept from the garbage collector while the test looks
+
+    async def main() -> None:
+        pending.append(asyncio.ensure_future(q.send(b"late")))  # never awaited, never cancelled
+        await _until(lambda: _sender_in_msgsnd(q), "the send asleep in msgsnd")
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    began = time.monotonic()
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the sender gone")
+    assert time.monotonic() - began < 1
+    # Its thread ended without queueing it: nothing can queue it later.
+    assert sync.receive_many(5, block=False) == [b"FULL"]
+    assert not pending[0].done()
 
 
 CTRL_C = """
