@@ -228,7 +228,8 @@ def lengths_arg(lengths: object, size: int) -> "array.array[int]":
     """send_many's ``lengths`` as an array of size_t: ints >= 0 that add up to ``size``, the buffer's bytes."""
     # A sequence, not any iterable: an iterator would be spent by the time an error needs it,
     # and a dict or set has no order that says which text is which.
-    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, collections.abc.Sequence):
+    # (PyPy's array.array is no registered Sequence: named here.)
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, (collections.abc.Sequence, array.array)):
         raise TypeError(f"lengths must be a sequence of ints (list, tuple, array), not {type(lengths).__name__}")
     try:
         lens = array.array(SIZE_T, lengths)

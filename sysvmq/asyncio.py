@@ -625,10 +625,7 @@ class SysVMQ(_queue.SysVMQ):
         """
         wait = None if timeout is None else timeout_arg(timeout, not block)
         deadline = None if wait is None else _monotonic() + wait
-        if lengths is not None and not isinstance(lengths, (Sequence, array.array)):
-            # An iterator would be used up by the first try, and the rest cut from nothing.
-            raise TypeError(f"lengths must be a sequence of int (list, tuple, array), not {lengths.__class__.__name__}")
-        try:
+        try:  # the first try checks every argument, lengths a sequence among them, before any syscall
             done = _SyncQ.send_many(self, messages, type, block=False, lengths=lengths)
         except QueueFull:
             if not block or wait == 0:

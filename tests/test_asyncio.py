@@ -175,7 +175,7 @@ async def test_the_async_handle_names_its_class_and_refuses_ipc_nowait_with_a_ti
 
 @pytest.mark.parametrize("lengths", [iter([3, 3]), (n for n in (3, 3)), {3: 0, 0: 3}])
 async def test_send_many_refuses_lengths_that_are_not_a_sequence_before_queueing_any(aq: AsyncQ, lengths: Any) -> None:
-    with pytest.raises(TypeError, match=r"lengths must be a sequence of int \(list, tuple, array\), not "):
+    with pytest.raises(TypeError, match=r"lengths must be a sequence of ints \(list, tuple, array\), not "):
         await aq.send_many(b"abcdef", lengths=lengths)
     assert aq.stats().count == 0
     assert await aq.send_many(b"abcdef", lengths=array.array("I", [2, 4])) == 2  # an array is a sequence
