@@ -229,7 +229,9 @@ def lengths_arg(lengths: object, size: int) -> "array.array[int]":
     # A sequence, not any iterable: an iterator would be spent by the time an error needs it,
     # and a dict or set has no order that says which text is which.
     # (PyPy's array.array is no registered Sequence: named here.)
-    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, (collections.abc.Sequence, array.array)):
+    if lengths.__class__ is list:  # the usual case, before the slower ABC check
+        pass
+    elif isinstance(lengths, (str, bytes)) or not isinstance(lengths, (collections.abc.Sequence, array.array)):
         raise TypeError(f"lengths must be a sequence of ints (list, tuple, array), not {type(lengths).__name__}")
     try:
         lens = array.array(SIZE_T, lengths)
