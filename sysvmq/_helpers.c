@@ -241,16 +241,6 @@ size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, cons
     return c->done;
 }
 
-/* The sum of count lengths: send_many's check that they add up to its text. */
-size_t sysvmq_total(const size_t *lens, size_t count)
-{
-    size_t i, total = 0;
-
-    for (i = 0; i < count; i++)
-        total += lens[i];
-    return total;
-}
-
 /* The hot path: one message of any type, waiting for it. */
 ssize_t sysvmq_rx(struct sysvmq_call *c)
 {

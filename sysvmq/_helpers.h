@@ -151,7 +151,6 @@ int sysvmq_sent(long long ticket);
 int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len);
 size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
                         size_t count, int flags);
-size_t sysvmq_total(const size_t *lens, size_t count);
 ssize_t sysvmq_rx(struct sysvmq_call *c);
 ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);

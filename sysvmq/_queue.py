@@ -130,7 +130,6 @@ _FAST_TIMEOUT = 1e9
 _FAST_INT_TIMEOUT = 1_000_000_000
 _c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
-_c_total = lib.sysvmq_total
 _c_receive_many = lib.sysvmq_receive_many
 _c_reset = lib.sysvmq_reset
 _RECEIVE = lib.SYSVMQ_RECEIVE
@@ -146,6 +145,7 @@ _release_buffer = ffi.release
 _CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would parse the string on every call
 _SIZES = ffi.typeof("size_t[]")
 _array = array.array
+_bytes_len = bytes.__len__
 _memoryview = memoryview
 _LONG_SIZE = ffi.sizeof("long")
 _monotonic = time.monotonic
@@ -824,16 +824,14 @@ class SysVMQ:
             if messages.__class__ is not list:
                 messages_arg(messages)
             try:
-                blob = b"".join(messages)  # type: ignore[arg-type]  # a str raises TypeError: pack() below
-                lens = _array(SIZE_T, map(len, messages))
-                sizes = _from_buffer(_SIZES, lens)
-                # len() counts items, not bytes (an array('i') differs): the lengths must add up.
-                packed = _c_total(sizes, len(lens)) == len(blob)
-            except (TypeError, BufferError):
-                packed = False
-            if not packed:
+                # bytes.__len__ takes bytes alone (anything else raises TypeError: pack() below) and
+                # counts bytes; len() counts a buffer's items, and two odd buffers can still add up.
+                lens = _array(SIZE_T, map(_bytes_len, messages))
+            except TypeError:
                 blob, lens = pack(messages)
-                sizes = _from_buffer(_SIZES, lens)
+            else:
+                blob = b"".join(messages)  # type: ignore[arg-type]  # all bytes: their lengths said so
+            sizes = _from_buffer(_SIZES, lens)
         else:  # the texts end to end in one buffer: borrowed, not copied
             if isinstance(messages, (str, list, tuple)):
                 raise TypeError(

@@ -1,8 +1,10 @@
 """send_many, receive_many and receive_many_messages: one call into C for many messages."""
 
 import array
+import ctypes
 import os
 import signal
+import sys
 import threading
 from typing import Any, List
 
@@ -298,3 +300,14 @@ def test_send_many_from_a_bytearray_releases_it_when_it_raises(queue: SysVMQ, ca
         )
     buffer += b"more"  # BufferError if the call still held its export
     assert queue.stats().count == 1
+
+
+@pytest.mark.skipif(sys.implementation.name == "pypy", reason="PyPy's ctypes dies (SIGFPE) on an array of empty arrays")
+def test_send_many_cuts_by_bytes_when_item_counts_of_odd_buffers_add_up(queue: SysVMQ) -> None:
+    # len() of a buffer counts items of its first dimension: 3 for three empty arrays (0 bytes), 1 for
+    # one C int (4 bytes). Their sum equals the bytes joined, so only each text's own byte count cuts right.
+    empties = (ctypes.c_char * 0 * 3)()
+    four = array.array("i", [int.from_bytes(b"ABCD", sys.byteorder)])
+    assert (len(empties) + len(four), memoryview(empties).nbytes + four.itemsize) == (4, 4)
+    assert queue.send_many([empties, four]) == 2
+    assert [m.data for m in drain(queue)] == [b"", b"ABCD"]

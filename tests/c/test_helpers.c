@@ -388,7 +388,6 @@ static void test_progress(void)
         for (j = 0; j < LEN; j++)
             data[i * LEN + j] = (char)text_byte(i, j);
     }
-    CHECK(sysvmq_total(lens, N) == N * LEN, "sysvmq_total");
     CHECK(sysvmq_send_many(c, LONG_MAX, data, lens, N, IPC_NOWAIT) == 3, "send_many into room for 3: %zu", c->done);
     CHECK(c->err == EAGAIN && c->used == 3 * LEN, "err %d, used %zu", c->err, c->used);
     expect_next(0, LEN, LONG_MAX);
