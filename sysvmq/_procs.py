@@ -267,6 +267,10 @@ class Worker:
         return f"{who} exited with status {code} before its work was done"
 
 
+def _ignore(signum: int, frame: Optional[FrameType]) -> None:
+    pass
+
+
 class Workers:
     """The parent's side: starts workers on one queue, watches them, and ends them.
 
@@ -291,10 +295,17 @@ class Workers:
             if exc is not None:
                 self._signals.disarm()  # failing: what follows is cleanup
         finally:
+            # A SIGCHLD the C handler took just as the disposition goes back to SIG_DFL would find
+            # no Python handler to run ("Signal 17 ignored due to race condition" on stderr): the
+            # workers end under a handler that does nothing, and signal.signal() runs any pending
+            # one before it puts the saved disposition back.
             try:
-                signal.signal(signal.SIGCHLD, self._saved)
+                signal.signal(signal.SIGCHLD, _ignore)
             finally:
-                self.stop()
+                try:
+                    self.stop()
+                finally:
+                    signal.signal(signal.SIGCHLD, self._saved)
 
     def start(self, name: str, target: Callable[..., Any], *args: Any) -> Worker:
         """Start ``target(q, *args)`` in a new process; ``Worker.receive`` gives what it returns."""
