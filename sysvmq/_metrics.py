@@ -184,8 +184,16 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> None:
     try:
         write_atomically(args.output, text)
     except OSError as exc:
-        # Name the file asked for, not the temporary one the error was about.
-        raise OSError(exc.errno, f"cannot write {args.output}: {exc.strerror}") from None
+        # Name the file asked for, not the temporary one the error was about. A missing directory
+        # is no missing queue (exit 3): only a refusal keeps its own status (exit 4).
+        message = f"cannot write {args.output}: {exc.strerror}"
+        if isinstance(exc, PermissionError):
+            raise PermissionError(exc.errno, message) from None
+        raise OutputFileError(message) from None
+
+
+class OutputFileError(OSError):
+    """``--output`` could not be written (the command line's exit 1)."""
 
 
 def metrics_arguments(c: argparse.ArgumentParser) -> None:
