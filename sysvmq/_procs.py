@@ -256,8 +256,8 @@ class Worker:
         if self.outcome is None and not self._reading and self.conn.poll():
             self._read()
         who = f"the {self.name} (pid {self.process.pid})"
-        if self.outcome is None and self._reading and code == 0:
-            return None  # its result is being read
+        if self.outcome is None and self._reading:
+            return None  # its outcome is being read: the reader reports what it says
         if self.outcome is not None and self.outcome[0] == "done":
             return None
         if self.outcome is not None and self.outcome[0] == "failed":
