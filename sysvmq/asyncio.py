@@ -378,6 +378,19 @@ class SysVMQ(_queue.SysVMQ):
         Cancelled while it waits, it has taken nothing (its ``CancelledError``
         carries ``received == []``).
         """
+        # A message that is there costs the sync call and no more: no closure here (its cells
+        # would cost every call), the waiting path apart.
+        if timeout is None and not _HELD:
+            try:
+                return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block or flags & IPC_NOWAIT:
+                    raise
+        return await self._receive_waiting(type, flags, block, timeout, truncate)
+
+    async def _receive_waiting(
+        self, type: int, flags: int, block: bool, timeout: Optional[float], truncate: bool
+    ) -> bytes:
         got = await self._receiving(
             lambda: _SyncQ.receive(self, type, flags, block=False, truncate=truncate), type, flags, block, timeout
         )
@@ -432,6 +445,17 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> List[bytes]:
         """Wait for one message, then take up to ``max_count - 1`` more already queued; as the sync call."""
+        if timeout is None and not _HELD:  # as in receive: messages there cost the sync call, no more
+            try:
+                return _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate)
+            except QueueEmpty:
+                if not block:
+                    raise
+        return await self._receive_many_waiting(max_count, type, block, timeout, truncate)
+
+    async def _receive_many_waiting(
+        self, max_count: int, type: int, block: bool, timeout: Optional[float], truncate: bool
+    ) -> List[bytes]:
         got = await self._receiving(
             lambda: _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate), type, 0, block, timeout
         )
