@@ -93,7 +93,10 @@ def test_timeout_ends_at_its_deadline(benchmark, queue: sysvmq.SysVMQ) -> None: 
             queue.receive(timeout=timeout)
         lateness.append(time.monotonic() - began - timeout)
 
-    benchmark.pedantic(one_timeout, rounds=100, iterations=1)
+    for _ in range(10):  # warm-up, not counted: PyPy's JIT compiles the path in the first calls
+        one_timeout()
+    lateness.clear()
+    benchmark.pedantic(one_timeout, rounds=300, iterations=1)  # p99: the 4th latest, not the latest
     benchmark.extra_info.update(
         late_median_ms=statistics.median(lateness) * 1e3,
         late_p99_ms=_percentile(lateness, 0.99) * 1e3,
