@@ -179,8 +179,9 @@ def figure(paths: List[str]) -> Any:
         _bars(right, two_process, TWO_PROCESS_ROWS, "messages/s / C\n(higher is better)")
         right.set_title(f"{where.split(' on ')[0]}: producer and consumer processes", fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    rows = -(-len(labels) // 7)  # at most 7 a row: the page's width
+    fig.legend(handles, labels, loc="lower center", ncol=-(-len(labels) // rows), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.025 * rows, 1, 1))
     return fig
 
 
