@@ -8,8 +8,9 @@ that raises and costs Python the return value.
 """
 
 import platform
+import sys
 from collections import deque
-from typing import Deque, List
+from typing import Any, Deque, List
 
 from ._ffi import HEADROOM, ffi, lib, new
 
@@ -25,6 +26,8 @@ BATCH_BYTES = 1 << 20  # room for texts in one crossing, at most (and at least o
 _LONG = ffi.sizeof("long")
 _NULL = ffi.NULL
 PYPY = platform.python_implementation() == "PyPy"
+# Signal handlers may run between any two bytecodes, not only at calls and backward jumps.
+ANYWHERE = PYPY or sys.version_info < (3, 11)
 _reset = lib.sysvmq_reset
 
 
@@ -107,6 +110,19 @@ def split(b: Batch, n: int) -> List[bytes]:
     return texts
 
 
+class _Fresh(Deque[Any]):
+    """A pool that hands out its states reset: where a handler may run between any two bytecodes
+    (``ANYWHERE``), one that raises after a state is taken and before C is entered must find no
+    past call's progress in it. Elsewhere a plain deque, and the hot paths pay nothing."""
+
+    __slots__ = ()
+
+    def pop(self) -> Any:  # type: ignore[override]  # a deque pops from the right only
+        state = super().pop()
+        _reset(state.c)
+        return state
+
+
 class Pool:
     """A handle's idle states: ``calls`` for single calls and send_many, ``batches`` for receive_many."""
 
@@ -115,8 +131,8 @@ class Pool:
     def __init__(self, msqid: int, maxlen: int) -> None:
         self.msqid = msqid
         self.maxlen = maxlen
-        self.calls: Deque[Call] = deque()
-        self.batches: Deque[Batch] = deque()
+        self.calls: Deque[Call] = _Fresh() if ANYWHERE else deque()
+        self.batches: Deque[Batch] = _Fresh() if ANYWHERE else deque()
 
     def call(self, room: int = 0) -> Call:
         """An idle call with room for ``room`` bytes (and for the handle's buffer_size), nothing done yet."""

@@ -12,8 +12,8 @@ both in the call's state before it returns; each method binds the state (``c
 := call.c``) as the last operand of the crossing, so that on CPython 3.11+,
 which runs signal handlers only at calls and backward jumps, no handler runs
 between the binding and C. Where handlers may run between any two bytecodes
-(PyPy, CPython 3.9 and 3.10: ``_ANYWHERE``), the state is also reset as the
-call is taken, so that it can never show a past call's progress. What a
+(PyPy, CPython 3.9 and 3.10: ``_calls.ANYWHERE``), the pool hands out each
+state reset, so that it can never show a past call's progress. What a
 method has taken is bound to a local before anything else is called, and
 nothing is called between that and the return.
 """
@@ -23,7 +23,6 @@ import errno
 import itertools
 import os
 import struct
-import sys
 import time
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
@@ -51,7 +50,7 @@ from ._args import (
     send_type_arg,
     timeout_arg,
 )
-from ._calls import BATCH_COUNT, BATCH_WANTED, PYPY, Batch, Call, Pool
+from ._calls import BATCH_COUNT, BATCH_WANTED, Batch, Call, Pool
 from ._calls import split as _split
 from ._errors import (
     NO_READ,
@@ -157,9 +156,6 @@ _repeat = itertools.repeat
 def _messages(texts: Sequence[bytes], types: List[int]) -> List[Message]:
     return list(map(_new_tuple, _repeat(Message), zip(texts, types)))
 
-
-# Signal handlers may run between any two bytecodes, not only at calls and backward jumps.
-_ANYWHERE = PYPY or sys.version_info < (3, 11)
 
 _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any  # anything with the buffer protocol; typing gains a name for it in 3.12
@@ -497,8 +493,6 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None  # c: bound as C is entered (see the module docstring); mtype: taken
         try:
-            if _ANYWHERE:
-                _c_reset(call.c)
             # The blocking call first, then the timed and non-blocking ones. Tested in this order,
             # no jump needs an extended argument, which the blocking path would pay for.
             if block and timeout is None and flags is _ZERO and not truncate:
@@ -585,8 +579,6 @@ class SysVMQ:
             call = self._pool.call()
         c = message = None
         try:
-            if _ANYWHERE:
-                _c_reset(call.c)
             if flags is _ZERO and not truncate:
                 wait = None
                 if block and timeout is None:
@@ -673,8 +665,6 @@ class SysVMQ:
             call = self._pool.call()
         c = mtype = None
         try:
-            if _ANYWHERE:
-                _c_reset(call.c)
             size = len(dest)
             # size <= call.room is tested inside each branch, where its jump is short enough
             # for CPython to specialise the comparison.
@@ -865,8 +855,6 @@ class SysVMQ:
                 call = self._pool.call()
             c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
             try:
-                if _ANYWHERE:
-                    _c_reset(call.c)
                 if longest > call.room and max(lens) > call.room:
                     call.grow(max(lens))
                 if _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT) == total:
@@ -948,8 +936,6 @@ class SysVMQ:
                 if 0 < max_count <= b.sure:
                     m = result = None
                     try:
-                        if _ANYWHERE:
-                            _c_reset(b.c)
                         try:
                             n = _c_receive_many(m := b.c, type, 0, max_count)
                         except OverflowError:  # a type beyond C long: the general path says so
@@ -1001,8 +987,6 @@ class SysVMQ:
                 if 0 < max_count <= b.sure:
                     m = result = None
                     try:
-                        if _ANYWHERE:
-                            _c_reset(b.c)
                         try:
                             n = _c_receive_many(m := b.c, type, 0, max_count)
                         except OverflowError:  # a type beyond C long: the general path says so
@@ -1041,7 +1025,7 @@ class SysVMQ:
     ) -> Union[List[bytes], List[Message]]:
         """receive_many in full. What it returns, it also puts in ``box`` first, with the types,
         for its caller's except clause: where a handler may run between any two bytecodes
-        (``_ANYWHERE``), one may raise as this returns, before the caller does."""
+        (``_calls.ANYWHERE``), one may raise as this returns, before the caller does."""
         count = max_count if max_count.__class__ is int and max_count >= 1 else max_count_arg(max_count)
         t = mtype if mtype.__class__ is int and LONG_MIN <= mtype <= LONG_MAX else receive_type_arg(mtype)
         f = (MSG_NOERROR if truncate else 0) | (0 if block else IPC_NOWAIT)

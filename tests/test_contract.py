@@ -180,7 +180,10 @@ def test_a_handler_that_raises_after_the_kernel_handed_over_keeps_the_messages(q
             got = RECEIVES[call](queue)
         except Stop as exc:
             received = exc.received  # type: ignore[attr-defined]
-        t.join(10)
+        try:
+            t.join(10)
+        except Stop:  # PyPy may run the handler later still, once the call has returned and got holds it all
+            t.join(10)
     assert ran
     assert all(isinstance(m, Message) and m.type == 7 for m in received)
     reported = got + [m.data for m in received]
