@@ -53,6 +53,7 @@ import array
 import asyncio
 import contextlib
 import errno
+import itertools
 import threading
 import time
 from collections import deque
@@ -658,12 +659,14 @@ class SysVMQ(_queue.SysVMQ):
         total = len(messages) if lengths is None else len(lengths)
         if done == total or not block:
             return done
+        # A sequence need not slice (a deque does not): what is left is read by position.
         if lengths is None:
-            blob, lens = pack(messages[done:])
+            blob, lens = pack(list(itertools.islice(messages, done, None)))
         else:
+            every = array.array(SIZE_T, lengths)
             with memoryview(messages) as view:  # type: ignore[arg-type]
-                blob = view.cast("B")[sum(lengths[:done]) :].tobytes()
-            lens = array.array(SIZE_T, lengths[done:])
+                blob = view.cast("B")[sum(every[:done]) :].tobytes()
+            lens = every[done:]
         try:
             return done + await self._send_waiting(blob, lens, send_type_arg(type), deadline, wait)
         except BaseException as exc:

@@ -2,6 +2,7 @@
 
 import array
 import asyncio
+import collections
 import inspect
 import json
 import os
@@ -180,6 +181,26 @@ async def test_send_many_refuses_lengths_that_are_not_a_sequence_before_queueing
     assert aq.stats().count == 0
     assert await aq.send_many(b"abcdef", lengths=array.array("I", [2, 4])) == 2  # an array is a sequence
     assert _sync(aq).receive_many(5, block=False) == [b"ab", b"cdef"]
+
+
+@pytest.mark.parametrize("form", ["deque of bytes", "buffer, lengths a deque"])
+async def test_send_many_of_a_sequence_that_does_not_slice_waits_for_room_and_sends_the_rest(
+    aq: AsyncQ, form: str
+) -> None:
+    # A deque is a Sequence, which the sync call takes, but it does not slice: what is left after the
+    # first try must be read by position, not by messages[done:].
+    texts = [b"%02d--------" % i for i in range(6)]  # 10 bytes each: 3 fit in 30
+    aq.update(max_size=30)
+    if form == "deque of bytes":
+        sending = asyncio.ensure_future(aq.send_many(collections.deque(texts)))
+    else:
+        sending = asyncio.ensure_future(aq.send_many(bytearray(b"".join(texts)), lengths=collections.deque([10] * 6)))
+    while aq.stats().count < 3:  # the first try has queued what fits
+        await asyncio.sleep(0)
+    assert not sending.done()
+    taken = _sync(aq).receive_many(3, block=False)
+    assert await asyncio.wait_for(sending, 10) == 6
+    assert taken + _sync(aq).receive_many(3, block=False) == texts
 
 
 # -- waiting --------------------------------------------------------------------------
