@@ -175,6 +175,17 @@ class _Watcher:
             _count_held(self.msqid, 1)
             self._start()  # a thread that retires gives it back, if no receive comes
 
+    def hand_on(self) -> None:
+        """A message held again (its receive was cancelled) goes to the next waiting receive, if one waits."""
+        fut = self._next()
+        if fut is None:
+            return
+        taken = self.take()
+        if taken is None:  # a receive on the loop took it meanwhile: this one waits on
+            self.waiters.appendleft(fut)
+        else:
+            fut.set_result(taken)
+
     def answer(self, kind: str) -> None:
         """What the thread saw: a message is there, it took an empty one, it cannot wait, or the kernel said no."""
         self.asked = False
@@ -564,7 +575,8 @@ class SysVMQ(_queue.SysVMQ):
             got = await fut
         except asyncio.CancelledError as exc:
             if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
-                watcher.hold(fut.result())  # taken for us: the next receive gets it
+                watcher.hold(fut.result())  # taken for us: the next receive gets it,
+                watcher.hand_on()  # the one waiting already too
             carry_received(exc, [])
             raise
         finally:

@@ -420,6 +420,29 @@ async def test_an_empty_message_held_for_a_cancelled_receive_comes_before_later_
     assert aq.stats().count == 0
 
 
+async def test_an_empty_message_held_again_goes_to_the_receive_already_waiting(
+    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The watcher hands the empty message to the first receive, which is cancelled before it resumes:
+    # the message is held again, and the second receive, waiting since before it came, must get it
+    # now, not when some later message wakes the watcher.
+    first = asyncio.ensure_future(aq.receive(type=2))
+    second = asyncio.ensure_future(aq.receive(type=2))
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    answer = sysvmq.asyncio._Watcher.answer
+
+    def answer_then_cancel(watcher: Any, kind: str) -> None:
+        answer(watcher, kind)
+        first.cancel()  # before the first receive's task runs again
+
+    monkeypatch.setattr(sysvmq.asyncio._Watcher, "answer", answer_then_cancel)
+    _sync(aq).send(b"", 2)
+    await asyncio.gather(first, return_exceptions=True)
+    assert first.cancelled()
+    assert await asyncio.wait_for(second, 5) == b""
+    assert aq.stats().count == 0
+
+
 # -- cancellation --------------------------------------------------------------------
 
 CANCELLERS: List[str] = ["cancel", "wait_for"] + (["timeout", "taskgroup"] if sys.version_info >= (3, 11) else [])
