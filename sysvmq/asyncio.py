@@ -505,7 +505,7 @@ class SysVMQ(_queue.SysVMQ):
         The deadline is set once, as the call begins: a wake-up for a message that
         someone else takes first leaves only what remains of ``timeout`` to wait.
         """
-        nowait = not block or (flags.__class__ is int and bool(flags & IPC_NOWAIT))
+        nowait = not block or (isinstance(flags, int) and bool(flags & IPC_NOWAIT))  # an IntFlag too
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         deadline = None if wait is None else _monotonic() + wait
         while True:
@@ -545,7 +545,7 @@ class SysVMQ(_queue.SysVMQ):
     def _held(self, mtype: int, flags: int) -> "Optional[_Taken]":
         """An empty message this loop's watcher for the selector took and no receive has yet."""
         service = _Service._all.get(asyncio.get_running_loop())
-        if service is None or flags.__class__ is not int:
+        if service is None or not isinstance(flags, int):
             return None
         watcher = service.watchers.get((self._id, mtype, bool(flags & MSG_EXCEPT)))
         return None if watcher is None else watcher.take()
@@ -635,7 +635,7 @@ class SysVMQ(_queue.SysVMQ):
         Waiting for room, it runs in a worker thread blocked in msgsnd; cancelled,
         its ``CancelledError`` carries ``count`` (1 if it was queued meanwhile).
         """
-        nowait = not block or (flags.__class__ is int and bool(flags & IPC_NOWAIT))
+        nowait = not block or (isinstance(flags, int) and bool(flags & IPC_NOWAIT))  # an IntFlag too
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         deadline = None if wait is None else _monotonic() + wait
         try:

@@ -3,6 +3,7 @@
 import array
 import asyncio
 import collections
+import enum
 import inspect
 import json
 import os
@@ -172,6 +173,22 @@ async def test_the_async_handle_names_its_class_and_refuses_ipc_nowait_with_a_ti
     with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
         await aq.send(b"x", flags=sysvmq.IPC_NOWAIT, timeout=1)
     assert aq.stats().count == 0
+
+
+class _Flags(enum.IntFlag):
+    NOWAIT = sysvmq.IPC_NOWAIT
+
+
+async def test_ipc_nowait_as_an_intflag_never_waits(aq: AsyncQ) -> None:
+    # Programs often name their flags in an IntFlag; the sync calls take it, so must these.
+    for call in (aq.receive, aq.receive_message, lambda **kw: aq.receive_into(bytearray(8), **kw)):
+        with pytest.raises(sysvmq.QueueEmpty):
+            await asyncio.wait_for(call(flags=_Flags.NOWAIT), 5)
+    aq.update(max_size=1)
+    await aq.send(b"x")
+    with pytest.raises(sysvmq.QueueFull):
+        await asyncio.wait_for(aq.send(b"y", flags=_Flags.NOWAIT), 5)
+    assert _sync(aq).receive_many(5, block=False) == [b"x"]
 
 
 @pytest.mark.parametrize("lengths", [iter([3, 3]), (n for n in (3, 3)), {3: 0, 0: 3}])
