@@ -947,7 +947,7 @@ class SysVMQ:
                             return result
                     except BaseException as exc:
                         if result is not None:  # b may be back in the pool: what was read stands
-                            carry_received(exc, list(map(Message, result, _memoryview(types).cast("l").tolist())))
+                            carry_received(exc, _messages(result, _memoryview(types).cast("l").tolist()))
                         else:
                             carry_received(exc, _many_taken(b, False, [], [], m is not None))
                             batches.append(b)
@@ -1080,7 +1080,7 @@ class SysVMQ:
             return result
         except BaseException as exc:
             if done:  # b may be back in the pool: what was read stands
-                carry_received(exc, result if typed else list(map(Message, result, kept or [])))
+                carry_received(exc, result if typed else _messages(result, kept or []))
             else:
                 pending = m is not None and len(result) == before
                 carry_received(exc, _many_taken(b, typed, result, kept or [], pending))
@@ -1224,7 +1224,7 @@ def _returned(exc: BaseException, box: List[Any], typed: bool) -> None:
     """receive_many's general path had returned its messages (in ``box``) when ``exc`` was raised."""
     if box:
         result, kept = box[0]
-        carry_received(exc, result if typed else list(map(Message, result, kept or [])))
+        carry_received(exc, result if typed else _messages(result, kept or []))
 
 
 def _taken(call: Call) -> List[Message]:
@@ -1244,7 +1244,7 @@ def _many_taken(b: Batch, typed: bool, result: List[Any], kept: List[int], pendi
     last = (_split(b, n) if b.fmt is None else list(_unpack_from(_string(b.fmt), b.view))) if pending and n else []
     types = _unpack(c.types, n) if n else []
     if typed:
-        return result + list(map(Message, last, types))
+        return result + _messages(last, types)
     texts = result + last
     tail = len(texts) - len(kept)  # the last crossing's messages among texts
-    return list(map(Message, texts, kept + types[len(types) - tail :]))
+    return _messages(texts, kept + types[len(types) - tail :])
