@@ -392,19 +392,25 @@ class SysVMQ(_queue.SysVMQ):
         """
         # A message that is there costs the sync call and no more: no closure here (its cells
         # would cost every call), the waiting path apart.
-        if timeout is None and not _HELD:
+        tried = timeout is None and not _HELD
+        if tried:
             try:
                 return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
             except QueueEmpty:
                 if not block or flags & IPC_NOWAIT:
                     raise
-        return await self._receive_waiting(type, flags, block, timeout, truncate)
+        return await self._receive_waiting(type, flags, block, timeout, truncate, tried)
 
     async def _receive_waiting(
-        self, type: int, flags: int, block: bool, timeout: Optional[float], truncate: bool
+        self, type: int, flags: int, block: bool, timeout: Optional[float], truncate: bool, tried: bool
     ) -> bytes:
         got = await self._receiving(
-            lambda: _SyncQ.receive(self, type, flags, block=False, truncate=truncate), type, flags, block, timeout
+            lambda: _SyncQ.receive(self, type, flags, block=False, truncate=truncate),
+            type,
+            flags,
+            block,
+            timeout,
+            tried,
         )
         return got.data if isinstance(got, _Taken) else got
 
@@ -457,19 +463,25 @@ class SysVMQ(_queue.SysVMQ):
         truncate: bool = False,
     ) -> List[bytes]:
         """Wait for one message, then take up to ``max_count - 1`` more already queued; as the sync call."""
-        if timeout is None and not _HELD:  # as in receive: messages there cost the sync call, no more
+        tried = timeout is None and not _HELD  # as in receive: messages there cost the sync call, no more
+        if tried:
             try:
                 return _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate)
             except QueueEmpty:
                 if not block:
                     raise
-        return await self._receive_many_waiting(max_count, type, block, timeout, truncate)
+        return await self._receive_many_waiting(max_count, type, block, timeout, truncate, tried)
 
     async def _receive_many_waiting(
-        self, max_count: int, type: int, block: bool, timeout: Optional[float], truncate: bool
+        self, max_count: int, type: int, block: bool, timeout: Optional[float], truncate: bool, tried: bool
     ) -> List[bytes]:
         got = await self._receiving(
-            lambda: _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate), type, 0, block, timeout
+            lambda: _SyncQ.receive_many(self, max_count, type, block=False, truncate=truncate),
+            type,
+            0,
+            block,
+            timeout,
+            tried,
         )
         if isinstance(got, _Taken):
             return [m.data for m in self._more(got, max_count, type, truncate)]
@@ -497,10 +509,17 @@ class SysVMQ(_queue.SysVMQ):
         return got  # type: ignore[no-any-return]
 
     async def _receiving(
-        self, attempt: Callable[[], Any], mtype: int, flags: int, block: bool, timeout: Optional[float]
+        self,
+        attempt: Callable[[], Any],
+        mtype: int,
+        flags: int,
+        block: bool,
+        timeout: Optional[float],
+        tried: bool = False,
     ) -> Any:
         """Try ``attempt`` (the sync call, without waiting) until it returns, waiting between tries for a message
-        that matches; or an empty message a watcher took for this call (``_Taken``).
+        that matches; or an empty message a watcher took for this call (``_Taken``). ``tried``: the caller's
+        own first try just found nothing, so wait before the next.
 
         The deadline is set once, as the call begins: a wake-up for a message that
         someone else takes first leaves only what remains of ``timeout`` to wait.
@@ -513,11 +532,14 @@ class SysVMQ(_queue.SysVMQ):
                 taken = self._held(mtype, flags)
                 if taken is not None:
                     return taken
-            try:
-                return attempt()
-            except QueueEmpty:
-                if nowait or wait == 0:
-                    raise
+            if tried:
+                tried = False
+            else:
+                try:
+                    return attempt()
+                except QueueEmpty:
+                    if nowait or wait == 0:
+                        raise
             taken = await self._ready(mtype, flags, deadline, wait)
             if taken is not None:
                 return taken
