@@ -511,6 +511,191 @@ ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
     return rc;
 }
 
+/* -- asyncio's watchers (see _helpers.h) -------------------------------------- */
+
+struct sysvmq_watch {
+    pthread_mutex_t lock;    /* guards what follows */
+    pthread_cond_t cond;     /* on CLOCK_MONOTONIC: signalled when asked, or collected */
+    int wanted;              /* the loop has receives waiting: watch */
+    int inside;              /* the thread may be in msgrcv: forget wakes it */
+    pthread_t thread;        /* the thread that runs it, while inside */
+    int outcome;             /* SYSVMQ_WATCH_*, until collected */
+    long type;               /* TAKEN: the message's type */
+    int err;                 /* ERROR: msgrcv's errno */
+    long selector;           /* msgrcv's msgtyp */
+    int flags;               /* MSG_EXCEPT, or 0 */
+    int fd, token;           /* where to tell the loop, and what */
+    struct sysvmq_call *c;   /* the 0-byte receives' state */
+};
+
+static long long monotonic_ns(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token)
+{
+    struct sysvmq_watch *w = calloc(1, sizeof *w);
+    pthread_condattr_t attr;
+
+    if (w == NULL)
+        return NULL;
+    w->c = calloc(1, sizeof *w->c + 1);
+    if (w->c == NULL) {
+        free(w);
+        return NULL;
+    }
+    w->c->msqid = msqid;
+    w->c->len = -1;
+    w->c->room = 1;
+    w->selector = type;
+    w->flags = flags;
+    w->fd = fd;
+    w->token = token;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return w;
+}
+
+void sysvmq_watch_free(struct sysvmq_watch *w)
+{
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w->c);
+    free(w);
+}
+
+/* Called and returns under the lock: record what msgrcv said, and tell the loop. */
+static void watch_saw(struct sysvmq_watch *w, ssize_t n)
+{
+    struct sysvmq_call *c = w->c;
+    ssize_t wrote;
+
+    if (n >= 0) {
+        w->outcome = SYSVMQ_WATCH_TAKEN;
+        w->type = c->mtype;
+    } else if (n == -2) {
+        w->outcome = SYSVMQ_WATCH_POLL;
+    } else if (n == -3) {
+        w->outcome = SYSVMQ_WATCH_LOST;
+    } else if (c->err == E2BIG) {
+        w->outcome = SYSVMQ_WATCH_READY;
+    } else {
+        w->outcome = SYSVMQ_WATCH_ERROR;
+        w->err = c->err;
+    }
+    w->wanted = 0; /* until the loop has collected this and asks again */
+    /* Not under the lock: the loop wakes to collect at once. A pipe takes an
+       int whole, and holds thousands: a full one (EAGAIN) means the loop reads
+       no more, and is closed. */
+    pthread_mutex_unlock(&w->lock);
+    do
+        wrote = write(w->fd, &w->token, sizeof w->token);
+    while (wrote < 0 && errno == EINTR);
+    pthread_mutex_lock(&w->lock);
+}
+
+int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns)
+{
+    struct sysvmq_call *c = w->c;
+    struct timespec until;
+    long long end;
+    int wanted;
+    ssize_t n;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        if (!w->wanted || w->outcome != SYSVMQ_WATCH_NONE) {
+            end = monotonic_ns() + linger_ns;
+            until.tv_sec = (time_t)(end / 1000000000);
+            until.tv_nsec = (long)(end % 1000000000);
+            while (!w->wanted || w->outcome != SYSVMQ_WATCH_NONE) {
+                if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT
+                    && (!w->wanted || w->outcome != SYSVMQ_WATCH_NONE)) {
+                    pthread_mutex_unlock(&w->lock);
+                    return SYSVMQ_WATCH_IDLE;
+                }
+            }
+        }
+        w->inside = 1;
+        w->thread = pthread_self();
+        pthread_mutex_unlock(&w->lock);
+
+        end = monotonic_ns() + slice_ns;
+        n = sysvmq_receive(c, w->selector, w->flags | IPC_NOWAIT, NULL, 0);
+        while (n == -1 && (c->err == ENOMSG || c->err == EINTR)) {
+            pthread_mutex_lock(&w->lock);
+            wanted = w->wanted;
+            pthread_mutex_unlock(&w->lock);
+            if (!wanted)
+                break;
+            if (monotonic_ns() >= end) {
+                pthread_mutex_lock(&w->lock);
+                w->inside = 0;
+                pthread_mutex_unlock(&w->lock);
+                return SYSVMQ_WATCH_SLICE;
+            }
+            /* A slice at a time: a wake-up sent as the thread went to sleep is not missed for long. */
+            n = sysvmq_again_until(c, end);
+        }
+
+        pthread_mutex_lock(&w->lock);
+        w->inside = 0;
+        if (!(n == -1 && (c->err == ENOMSG || c->err == EINTR)))
+            watch_saw(w, n); /* else no longer asked: wait to be */
+    }
+}
+
+void sysvmq_watch_ask(struct sysvmq_watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->wanted = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void sysvmq_watch_forget(struct sysvmq_watch *w)
+{
+    int sig = timer_signal;
+
+    pthread_mutex_lock(&w->lock);
+    w->wanted = 0;
+    if (w->inside && sysvmq_timer_intact())
+        pthread_kill(w->thread, sig);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err)
+{
+    int outcome;
+
+    pthread_mutex_lock(&w->lock);
+    outcome = w->outcome;
+    *type = w->type;
+    *err = w->err;
+    w->outcome = SYSVMQ_WATCH_NONE;
+    if (w->wanted) /* asked again before this was collected: the thread waits for it */
+        pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    return outcome;
+}
+
+int sysvmq_watch_busy(struct sysvmq_watch *w)
+{
+    int busy;
+
+    pthread_mutex_lock(&w->lock);
+    busy = w->wanted || w->outcome != SYSVMQ_WATCH_NONE;
+    pthread_mutex_unlock(&w->lock);
+    return busy;
+}
+
 #else /* no POSIX timers with SIGEV_THREAD_ID: timed calls poll */
 
 ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
@@ -528,6 +713,47 @@ int sysvmq_timer_use(int sig)
 
 int sysvmq_timer_intact(void)
 {
+    return 0;
+}
+
+/* No watchers where timed calls poll: asyncio's receives poll too. */
+struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token)
+{
+    (void)msqid, (void)type, (void)flags, (void)fd, (void)token;
+    errno = ENOTSUP;
+    return NULL;
+}
+
+void sysvmq_watch_free(struct sysvmq_watch *w)
+{
+    (void)w;
+}
+
+int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns)
+{
+    (void)w, (void)linger_ns, (void)slice_ns;
+    return SYSVMQ_WATCH_IDLE;
+}
+
+void sysvmq_watch_ask(struct sysvmq_watch *w)
+{
+    (void)w;
+}
+
+void sysvmq_watch_forget(struct sysvmq_watch *w)
+{
+    (void)w;
+}
+
+int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err)
+{
+    (void)w, (void)type, (void)err;
+    return SYSVMQ_WATCH_NONE;
+}
+
+int sysvmq_watch_busy(struct sysvmq_watch *w)
+{
+    (void)w;
     return 0;
 }
 
