@@ -304,14 +304,23 @@ class _Service:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.threads = 0  # watcher threads running, under _lock
         self.forgotten = False  # under _lock
-        loop.add_reader(self.wake_r, self._woken)
+        try:
+            loop.add_reader(self.wake_r, self._woken)
+        except BaseException:
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            raise
 
     @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Service":
+    def of(cls, loop: asyncio.AbstractEventLoop) -> "Optional[_Service]":
+        """The loop's service; None if the loop cannot watch a file descriptor (its receives poll)."""
         with cls._lock:
             service = cls._all.get(loop)
             if service is None:
-                service = cls._all[loop] = cls(loop)
+                try:
+                    service = cls._all[loop] = cls(loop)
+                except NotImplementedError:
+                    return None
             return service
 
     def watcher(self, msqid: int, mtype: int, except_: bool) -> _Watcher:
@@ -621,7 +630,10 @@ class SysVMQ(_queue.SysVMQ):
             raise self._timed_out(mtype, except_, wait)
         if not _wait._start_timer():
             return await self._poll(mtype, except_, deadline, wait)
-        watcher = _Service.of(loop).watcher(self._id, mtype, except_)
+        service = _Service.of(loop)
+        if service is None:
+            return await self._poll(mtype, except_, deadline, wait)
+        watcher = service.watcher(self._id, mtype, except_)
         taken = watcher.take()
         if taken is not None:
             return taken
@@ -635,7 +647,9 @@ class SysVMQ(_queue.SysVMQ):
             if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
                 # Taken for us: the next receive gets it, the one waiting already too. The watcher
                 # is looked up again: one that retired meanwhile is forgotten, with its loop's pipe.
-                watcher = _Service.of(loop).watcher(self._id, mtype, except_)
+                service = _Service.of(loop)
+                if service is not None:
+                    watcher = service.watcher(self._id, mtype, except_)
                 watcher.hold(fut.result())
                 watcher.hand_on()
             carry_received(exc, [])

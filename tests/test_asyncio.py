@@ -588,6 +588,29 @@ def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queu
     assert sysvmq.SysVMQ.attach(q.id).receive_many_messages(10, block=False) == [Message(b"kept", 9)]
 
 
+class _NoReaders(asyncio.SelectorEventLoop):
+    def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def test_a_loop_that_cannot_watch_a_file_descriptor_polls(make_queue: Callable[..., AsyncQ]) -> None:
+    q = AsyncQ.from_sync(make_queue())
+    loop = _NoReaders()
+
+    async def main() -> Message:
+        got = asyncio.ensure_future(q.receive_message(4))
+        await asyncio.sleep(0)  # its first step: it tried, found nothing and chose how to wait
+        assert not got.done()
+        assert not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")]  # no watcher: it polls
+        await q.send(b"polled", 4)
+        return await asyncio.wait_for(got, 5)
+
+    try:
+        assert loop.run_until_complete(main()) == Message(b"polled", 4)
+    finally:
+        loop.close()
+
+
 def test_a_receive_pending_when_its_loop_is_closed_leaves_no_thread_or_pipe_and_loses_nothing(
     make_queue: Callable[..., AsyncQ],
 ) -> None:
