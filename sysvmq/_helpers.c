@@ -13,6 +13,7 @@
 
 #if SYSVMQ_LINUX
 #  include <pthread.h>
+#  include <stdatomic.h>
 #  include <signal.h>
 #  include <time.h>
 #  include <unistd.h>
@@ -543,6 +544,196 @@ ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
     return rc;
 }
 
+/* -- asyncio's watchers (see _helpers.h) --------------------------------------
+
+   The loop's thread collects an outcome without the lock: it runs the moment
+   the pipe wakes it, while the watcher thread may still be on its way back to
+   sleep, and must not wait for that thread to let go of the lock. So the
+   outcome is atomic: the thread writes type and err, then the outcome
+   (release); collect reads the outcome (acquire), then type and err, then
+   clears it. The thread writes no new outcome until it is cleared. */
+
+struct sysvmq_watch {
+    pthread_mutex_t lock;    /* guards the wait for wanted, and thread */
+    pthread_cond_t cond;     /* on CLOCK_MONOTONIC: signalled when asked, or collected while asked */
+    atomic_int wanted;       /* the loop has receives waiting: watch (written under the lock) */
+    atomic_int inside;       /* the thread may be in msgrcv: forget wakes it */
+    pthread_t thread;        /* the thread that runs it, while inside */
+    atomic_int outcome;      /* SYSVMQ_WATCH_*, until collected */
+    long type;               /* TAKEN: the message's type */
+    int err;                 /* ERROR: msgrcv's errno */
+    long selector;           /* msgrcv's msgtyp */
+    int flags;               /* MSG_EXCEPT, or 0 */
+    int fd, token;           /* where to tell the loop, and what */
+    struct sysvmq_call *c;   /* the 0-byte receives' state */
+};
+
+static long long monotonic_ns(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token)
+{
+    struct sysvmq_watch *w = calloc(1, sizeof *w);
+    pthread_condattr_t attr;
+
+    if (w == NULL)
+        return NULL;
+    w->c = calloc(1, sizeof *w->c + 1);
+    if (w->c == NULL) {
+        free(w);
+        return NULL;
+    }
+    w->c->msqid = msqid;
+    w->c->len = -1;
+    w->c->room = 1;
+    w->selector = type;
+    w->flags = flags;
+    w->fd = fd;
+    w->token = token;
+    atomic_init(&w->wanted, 0);
+    atomic_init(&w->inside, 0);
+    atomic_init(&w->outcome, SYSVMQ_WATCH_NONE);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return w;
+}
+
+void sysvmq_watch_free(struct sysvmq_watch *w)
+{
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w->c);
+    free(w);
+}
+
+/* Whether the thread may watch: asked, and the last outcome collected. */
+static int watch_may(struct sysvmq_watch *w)
+{
+    return atomic_load(&w->wanted) && atomic_load(&w->outcome) == SYSVMQ_WATCH_NONE;
+}
+
+/* Record what msgrcv said (n, c->err), and tell the loop. */
+static void watch_saw(struct sysvmq_watch *w, ssize_t n)
+{
+    struct sysvmq_call *c = w->c;
+    int outcome;
+    ssize_t wrote;
+
+    if (n >= 0) {
+        outcome = SYSVMQ_WATCH_TAKEN;
+        w->type = c->mtype;
+    } else if (n == -2) {
+        outcome = SYSVMQ_WATCH_POLL;
+    } else if (n == -3) {
+        outcome = SYSVMQ_WATCH_LOST;
+    } else if (c->err == E2BIG) {
+        outcome = SYSVMQ_WATCH_READY;
+    } else {
+        outcome = SYSVMQ_WATCH_ERROR;
+        w->err = c->err;
+    }
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&w->wanted, 0); /* until the loop has collected this and asks again */
+    pthread_mutex_unlock(&w->lock);
+    atomic_store(&w->outcome, outcome);
+    /* A pipe takes an int whole, and holds thousands: a full one (EAGAIN)
+       means the loop reads no more, and is closed. */
+    do
+        wrote = write(w->fd, &w->token, sizeof w->token);
+    while (wrote < 0 && errno == EINTR);
+}
+
+int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns)
+{
+    struct sysvmq_call *c = w->c;
+    struct timespec until;
+    long long end;
+    ssize_t n;
+
+    for (;;) {
+        if (!watch_may(w)) {
+            end = monotonic_ns() + linger_ns;
+            until.tv_sec = (time_t)(end / 1000000000);
+            until.tv_nsec = (long)(end % 1000000000);
+            pthread_mutex_lock(&w->lock);
+            while (!watch_may(w)) {
+                if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT && !watch_may(w)) {
+                    pthread_mutex_unlock(&w->lock);
+                    return SYSVMQ_WATCH_IDLE;
+                }
+            }
+            pthread_mutex_unlock(&w->lock);
+        }
+        pthread_mutex_lock(&w->lock);
+        w->thread = pthread_self();
+        atomic_store(&w->inside, 1);
+        pthread_mutex_unlock(&w->lock);
+
+        end = monotonic_ns() + slice_ns;
+        n = sysvmq_receive(c, w->selector, w->flags | IPC_NOWAIT, NULL, 0);
+        while (n == -1 && (c->err == ENOMSG || c->err == EINTR) && atomic_load(&w->wanted)) {
+            if (monotonic_ns() >= end) {
+                atomic_store(&w->inside, 0);
+                return SYSVMQ_WATCH_SLICE;
+            }
+            /* A slice at a time: a wake-up sent as the thread went to sleep is not missed for long. */
+            n = sysvmq_again_until(c, end);
+        }
+        atomic_store(&w->inside, 0);
+        if (!(n == -1 && (c->err == ENOMSG || c->err == EINTR)))
+            watch_saw(w, n); /* else no longer asked: wait to be */
+    }
+}
+
+void sysvmq_watch_ask(struct sysvmq_watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&w->wanted, 1);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void sysvmq_watch_forget(struct sysvmq_watch *w)
+{
+    int sig = timer_signal;
+
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&w->wanted, 0);
+    if (atomic_load(&w->inside) && sysvmq_timer_intact())
+        pthread_kill(w->thread, sig);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err)
+{
+    int outcome = atomic_load(&w->outcome);
+
+    if (outcome == SYSVMQ_WATCH_NONE)
+        return outcome;
+    *type = w->type;
+    *err = w->err;
+    atomic_store(&w->outcome, SYSVMQ_WATCH_NONE);
+    if (atomic_load(&w->wanted)) { /* asked again before this was collected: the thread waits for it */
+        pthread_mutex_lock(&w->lock);
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return outcome;
+}
+
+int sysvmq_watch_busy(struct sysvmq_watch *w)
+{
+    return atomic_load(&w->wanted) || atomic_load(&w->outcome) != SYSVMQ_WATCH_NONE;
+}
+
 #else /* no POSIX timers with SIGEV_THREAD_ID: timed calls poll */
 
 ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
@@ -560,6 +751,47 @@ int sysvmq_timer_use(int sig)
 
 int sysvmq_timer_intact(void)
 {
+    return 0;
+}
+
+/* No watchers where timed calls poll: asyncio's receives poll too. */
+struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token)
+{
+    (void)msqid, (void)type, (void)flags, (void)fd, (void)token;
+    errno = ENOTSUP;
+    return NULL;
+}
+
+void sysvmq_watch_free(struct sysvmq_watch *w)
+{
+    (void)w;
+}
+
+int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns)
+{
+    (void)w, (void)linger_ns, (void)slice_ns;
+    return SYSVMQ_WATCH_IDLE;
+}
+
+void sysvmq_watch_ask(struct sysvmq_watch *w)
+{
+    (void)w;
+}
+
+void sysvmq_watch_forget(struct sysvmq_watch *w)
+{
+    (void)w;
+}
+
+int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err)
+{
+    (void)w, (void)type, (void)err;
+    return SYSVMQ_WATCH_NONE;
+}
+
+int sysvmq_watch_busy(struct sysvmq_watch *w)
+{
+    (void)w;
     return 0;
 }
 

@@ -76,6 +76,18 @@
 #define SYSVMQ_RECEIVE 2
 #define SYSVMQ_RECEIVE_MANY 3
 
+/* asyncio's watchers (struct sysvmq_watch, below): */
+/* what the watcher saw (sysvmq_watch_collect). */
+#define SYSVMQ_WATCH_NONE 0   /* nothing yet */
+#define SYSVMQ_WATCH_READY 1  /* a message that matches is queued (too long for no room) */
+#define SYSVMQ_WATCH_TAKEN 2  /* it took an empty message, of type *type: the loop owns it now */
+#define SYSVMQ_WATCH_ERROR 3  /* msgrcv failed with *err (EIDRM, EACCES, ...) */
+#define SYSVMQ_WATCH_POLL 4   /* this thread can have no timer: receives must poll */
+#define SYSVMQ_WATCH_LOST 5   /* the timer signal is no longer sysvmq's: receives must poll */
+/* why sysvmq_watch_run returned: */
+#define SYSVMQ_WATCH_IDLE 0   /* not asked to watch for linger_ns */
+#define SYSVMQ_WATCH_SLICE 1  /* still asked after slice_ns in the kernel: Python looks at its loop */
+
 /* receive_many's format needs this many bytes a message, and one more. */
 #define SYSVMQ_FMT_ITEM 22 /* the digits of a size_t, "s" */
 
@@ -189,6 +201,29 @@ ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns);
 int sysvmq_timer_use(int sig);
 /* Whether the handler on the timer signal is still sysvmq's: 1 yes, 0 no. */
 int sysvmq_timer_intact(void);
+/* asyncio's watchers (Linux): a thread asleep in msgrcv(2) with no room for a
+ * text, for an event loop's receives of one queue and type selector. It runs
+ * sysvmq_watch_run() without the GIL and tells the loop what it saw by writing
+ * the watch's token (an int) to a pipe the loop reads: so the loop wakes while
+ * the watcher thread stays in C, and neither waits on the other for the GIL.
+ * The loop's thread calls ask, forget and collect; a watch holds at most one
+ * outcome, and watches for no more until the loop has collected it. */
+struct sysvmq_watch;
+
+/* NULL with errno if out of memory. fd: the pipe's write end, left open by the
+   caller until every thread running this watch has returned. */
+struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token);
+void sysvmq_watch_free(struct sysvmq_watch *w);
+/* In the watcher thread: watch while asked, returning as above. */
+int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns);
+/* Watch once more (until an outcome); and stop watching, waking the thread from msgrcv. */
+void sysvmq_watch_ask(struct sysvmq_watch *w);
+void sysvmq_watch_forget(struct sysvmq_watch *w);
+/* Take the outcome (SYSVMQ_WATCH_*), filling *type and *err as it says. */
+int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err);
+/* Whether the thread has more to do: asked to watch, or an outcome not collected yet. */
+int sysvmq_watch_busy(struct sysvmq_watch *w);
+
 /* Forget what the last call did: nothing done yet. */
 void sysvmq_reset(struct sysvmq_call *c);
 

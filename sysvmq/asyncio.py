@@ -23,8 +23,9 @@ watch, and no call ever blocks the loop's thread in the kernel:
 - A receive that must wait hands over to its loop's watchers: one thread for
   each (queue, type selector) with receives waiting, asleep in msgrcv(2) with
   a buffer of 0 bytes. The kernel wakes it with E2BIG when a matching message
-  arrives, and leaves the message queued; the first waiting receive then takes
-  it without waiting. A waiting receive so holds nothing: cancelled, it has
+  arrives, and leaves the message queued; the thread tells the loop through a
+  pipe the loop reads, from C, without the GIL, and the first waiting receive
+  then takes the message without waiting. A waiting receive so holds nothing: cancelled, it has
   taken nothing. (An empty message fits a 0-byte buffer, so the watcher takes
   it and holds it: it goes to the first waiting receive, or, if that was
   cancelled, to the next receive of that queue and selector on the loop,
@@ -54,6 +55,7 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -76,7 +78,6 @@ from typing import (
 
 from . import _queue, _wait
 from ._args import SIZE_T, max_count_arg, pack, send_type_arg, timeout_arg
-from ._calls import Call
 from ._errors import QueueEmpty, QueueFull, SysVMQError, carry_count, carry_received, selector
 from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
 from ._stats import Message
@@ -84,6 +85,8 @@ from ._stats import Message
 __all__ = ["SysVMQ"]
 
 LINGER = 0.1  # seconds an idle watcher thread waits to be wanted again before it ends
+_LINGER_NS = int(LINGER * 1e9)
+_SLICE_NS = int(_wait.SLICE * 1e9)  # a watcher looks whether its loop was closed this often
 POLL_FIRST = 50e-6
 POLL_MAX = 0.01
 
@@ -108,6 +111,9 @@ _HELD_LOCK = threading.Lock()
 _receive = lib.sysvmq_receive
 _again = lib.sysvmq_again
 _again_until = lib.sysvmq_again_until
+_watch_ask = lib.sysvmq_watch_ask
+_watch_run = lib.sysvmq_watch_run
+_watch_collect = lib.sysvmq_watch_collect
 _monotonic = time.monotonic
 
 
@@ -117,23 +123,31 @@ _monotonic = time.monotonic
 class _Watcher:
     """One thread asleep in msgrcv with a 0-byte buffer, for a loop's receives of one queue and selector.
 
-    The loop's thread alone touches ``waiters`` and ``asked``; the watcher
-    thread and the loop share ``wanted``, ``thread``, ``inside`` and ``held``
-    under ``cond``. An empty message the thread takes (it fits 0 bytes) is
+    The thread runs ``sysvmq_watch_run`` (see _helpers.h) without the GIL: what
+    it sees, it records in the watch and tells the loop by writing the watch's
+    token to the loop's pipe, then waits in C to be asked again. The loop wakes
+    while the thread stays in C, so neither waits on the other for the GIL.
+
+    The loop's thread alone touches ``waiters`` and ``asked``; it shares
+    ``thread`` and ``held`` with the watcher thread under ``cond``. An empty
+    message the thread takes (it fits 0 bytes) is the loop's once collected, and
     ``held`` until a receive takes it, or until the thread retires, which puts
     it back on the queue: so nothing is lost when the loop is closed before it
     heard of the message.
     """
 
-    def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool) -> None:
+    def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool, token: int) -> None:
         self.service = service
-        self.msqid, self.mtype, self.flags = msqid, mtype, MSG_EXCEPT if except_ else 0
+        self.msqid, self.mtype, self.flags, self.token = msqid, mtype, MSG_EXCEPT if except_ else 0, token
+        watch = lib.sysvmq_watch_new(msqid, mtype, self.flags, service.wake_w, token)
+        if watch == ffi.NULL:
+            raise MemoryError("sysvmq: no memory for an asyncio watcher")
+        self.watch = ffi.gc(watch, lib.sysvmq_watch_free)
+        self.out_type, self.out_err = ffi.new("long *"), ffi.new("int *")  # what collect fills in
         self.waiters: Deque[asyncio.Future[Any]] = deque()
         self.asked = False  # the thread was asked to watch and has not answered yet
         self.cond = threading.Condition()
-        self.wanted = False
         self.thread: Optional[threading.Thread] = None
-        self.inside = False  # the thread may be in the kernel: wake it to stop it
         self.held: Deque[_Taken] = deque()  # empty messages taken, oldest first, for the receives to come
 
     # in the loop's thread
@@ -143,10 +157,9 @@ class _Watcher:
         if self.asked or not self.waiters:
             return
         self.asked = True
-        with self.cond:
-            self.wanted = True
+        with self.cond:  # the thread decides under cond whether it retires: it sees this
+            _watch_ask(self.watch)
             self._start()
-            self.cond.notify()
 
     def forget(self, fut: "asyncio.Future[Any]") -> None:
         """A waiting receive leaves (done, cancelled, timed out): stop watching if it was the last."""
@@ -154,11 +167,7 @@ class _Watcher:
             self.waiters.remove(fut)
         if not self.waiters and self.asked:
             self.asked = False
-            with self.cond:
-                self.wanted = False
-                thread, inside = self.thread, self.inside
-            if thread is not None and inside and thread.ident is not None:
-                _wait.interrupt(thread.ident)
+            lib.sysvmq_watch_forget(self.watch)  # wakes the thread from msgrcv
 
     def take(self) -> "Optional[_Taken]":
         """The oldest empty message held for this selector, if any."""
@@ -168,10 +177,13 @@ class _Watcher:
             _count_held(self.msqid, -1)
             return self.held.popleft()
 
-    def hold(self, message: "_Taken") -> None:
-        """A receive handed ``message`` was cancelled: the next receive gets it first."""
+    def hold(self, message: "_Taken", first: bool = True) -> None:
+        """Keep ``message`` for the receives to come: first in line (its receive was cancelled), or last."""
         with self.cond:
-            self.held.appendleft(message)
+            if first:
+                self.held.appendleft(message)
+            else:
+                self.held.append(message)
             _count_held(self.msqid, 1)
             self._start()  # a thread that retires gives it back, if no receive comes
 
@@ -186,19 +198,28 @@ class _Watcher:
         else:
             fut.set_result(taken)
 
-    def answer(self, kind: str) -> None:
-        """What the thread saw: a message is there, it took an empty one, it cannot wait, or the kernel said no."""
+    def collect(self) -> None:
+        """The thread wrote this watcher's token: act on what it saw."""
+        kind = _watch_collect(self.watch, self.out_type, self.out_err)
+        if kind == lib.SYSVMQ_WATCH_NONE:
+            return
         self.asked = False
-        if kind in ("message", "ready"):
+        if kind == lib.SYSVMQ_WATCH_TAKEN:
+            self.hold(_Taken(b"", self.out_type[0]), first=False)  # behind any held already: they came first
+            kind = lib.SYSVMQ_WATCH_READY
+        if kind == lib.SYSVMQ_WATCH_READY:
             fut = self._next()
             if fut is not None:
-                taken = self.take() if kind == "message" else None
-                fut.set_result(_READY if taken is None else taken)  # none held: given back meanwhile, try
-        else:  # "poll": this thread can have no timer; "error": the queue is gone, or may not be read
-            while self.waiters:
-                fut = self.waiters.popleft()
-                if not fut.done():
-                    fut.set_result(_POLL if kind == "poll" else _READY)
+                taken = self.take()
+                fut.set_result(_READY if taken is None else taken)
+            return
+        if kind == lib.SYSVMQ_WATCH_LOST:  # the application gave the timer signal a disposition of its own
+            _wait._lose_timer()
+        # POLL, LOST: no thread can wait for them; ERROR: the queue is gone, or may not be read (their try says)
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(_READY if kind == lib.SYSVMQ_WATCH_ERROR else _POLL)
 
     def _next(self) -> "Optional[asyncio.Future[Any]]":
         while self.waiters:
@@ -211,63 +232,34 @@ class _Watcher:
         # Under cond.
         if self.thread is None:
             self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
+            self.service.started()
             self.thread.start()
 
     # in the watcher thread
 
-    def _wanted(self) -> bool:
-        # Under cond. A closed loop wants nothing: its receives will never run again.
-        return self.wanted and not self.service.loop.is_closed()
-
     def _run(self) -> None:
-        call = Call(self.msqid, 0, 1)
+        watch = self.watch
         while True:
+            why = _watch_run(watch, _LINGER_NS, _SLICE_NS)
             with self.cond:
-                if not self._wanted():
-                    self.cond.wait(LINGER)
-                if not self._wanted():
-                    self.thread = None  # retire; the loop starts another if need be
-                    held = list(self.held)
-                    self.held.clear()
-                    _count_held(self.msqid, -len(held))
-                    break
-                self.inside = True
-            kind = self._watch(call)
-            with self.cond:
-                self.inside = False
-                if kind == "stopped":
-                    continue
-                self.wanted = False
-            self.service.post(self.answer, kind)  # the loop is closed: what it took goes back as the thread retires
+                closed = self.service.loop.is_closed()
+                if not closed and (why == lib.SYSVMQ_WATCH_SLICE or lib.sysvmq_watch_busy(watch)):
+                    continue  # asked again, or the loop has yet to collect what it saw
+                if closed:  # its receives will never run again: what the thread took goes back
+                    lib.sysvmq_watch_forget(watch)
+                    if _watch_collect(watch, self.out_type, self.out_err) == lib.SYSVMQ_WATCH_TAKEN:
+                        self.held.append(_Taken(b"", self.out_type[0]))
+                        _count_held(self.msqid, 1)
+                self.thread = None  # retire; the loop starts another if need be
+                held = list(self.held)
+                self.held.clear()
+                _count_held(self.msqid, -len(held))
+                break
         if held:
             self._give_back(held)
         if not self.service.post(self._retired):
             self.service.closed()
-
-    def _watch(self, call: Call) -> str:
-        """Sleep in msgrcv(0 bytes) until a matching message is queued; or until no longer wanted."""
-        c = call.c
-        n = _receive(c, self.mtype, self.flags | IPC_NOWAIT, ffi.NULL, 0)
-        while n < 0:
-            err = c.err
-            if err == errno.E2BIG:
-                return "ready"
-            if err not in (errno.ENOMSG, errno.EINTR):
-                return "error"
-            with self.cond:
-                if not self._wanted():
-                    return "stopped"
-            # A slice at a time: a wake-up sent as the thread went to sleep is not missed for long.
-            n = _again_until(c, int((_monotonic() + _wait.SLICE) * 1e9))
-            if n == -2:  # this thread can have no timer (timer_create failed): the receives poll from the loop
-                return "poll"
-            if n == -3:  # the application gave the timer signal a disposition of its own: everyone polls
-                _wait._lose_timer()
-                return "poll"
-        with self.cond:
-            self.held.append(_Taken(b"", call.mtype[0]))
-            _count_held(self.msqid, 1)
-        return "message"
+        self.service.ended()
 
     def _retired(self) -> None:
         """In the loop's thread, after the thread ended: forget this selector if nothing is left of it."""
@@ -295,7 +287,11 @@ def _count_held(msqid: int, n: int) -> None:
 
 
 class _Service:
-    """One loop's watchers, one per (queue, type selector) with receives waiting."""
+    """One loop's watchers, one per (queue, type selector) with receives waiting, and the pipe they wake it by.
+
+    The pipe is closed once the service is forgotten and no watcher thread is
+    left that could write to it.
+    """
 
     _all: ClassVar[Dict[Any, "_Service"]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
@@ -303,36 +299,85 @@ class _Service:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.watchers: Dict[Tuple[int, int, bool], _Watcher] = {}
+        self.tokens: Dict[int, _Watcher] = {}
+        self._tokens = itertools.count(1)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.threads = 0  # watcher threads running, under _lock
+        self.forgotten = False  # under _lock
+        try:
+            loop.add_reader(self.wake_r, self._woken)
+        except BaseException:
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            raise
 
     @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Service":
+    def of(cls, loop: asyncio.AbstractEventLoop) -> "Optional[_Service]":
+        """The loop's service; None if the loop cannot watch a file descriptor (its receives poll)."""
         with cls._lock:
             service = cls._all.get(loop)
             if service is None:
-                service = cls._all[loop] = cls(loop)
+                try:
+                    service = cls._all[loop] = cls(loop)
+                except NotImplementedError:
+                    return None
             return service
 
     def watcher(self, msqid: int, mtype: int, except_: bool) -> _Watcher:
         key = (msqid, mtype, except_)
         w = self.watchers.get(key)
         if w is None:
-            w = self.watchers[key] = _Watcher(self, msqid, mtype, except_)
+            token = next(self._tokens)
+            w = self.watchers[key] = self.tokens[token] = _Watcher(self, msqid, mtype, except_, token)
         return w
+
+    def _woken(self) -> None:
+        """In the loop's thread: the pipe says which watchers saw something."""
+        try:
+            told = os.read(self.wake_r, 1 << 16)  # whole ints: each was written in one piece
+        except (BlockingIOError, InterruptedError):
+            return
+        for token in memoryview(told).cast("i").tolist():
+            w = self.tokens.get(token)
+            if w is not None:
+                w.collect()
 
     def drop(self, w: _Watcher) -> None:
         key = (w.msqid, w.mtype, bool(w.flags))
         if self.watchers.get(key) is w:
             del self.watchers[key]
+            del self.tokens[w.token]
         if not self.watchers:
+            self.loop.remove_reader(self.wake_r)
             with self._lock:
                 if self._all.get(self.loop) is self:
                     del self._all[self.loop]
+                self.forgotten = True
+                self._close_pipe()
 
     def closed(self) -> None:
         """From a thread that found the loop closed: forget the loop."""
         with self._lock:
             if self._all.get(self.loop) is self:
                 del self._all[self.loop]
+            self.forgotten = True
+
+    def started(self) -> None:
+        with self._lock:
+            self.threads += 1
+
+    def ended(self) -> None:
+        """A watcher thread is done with the pipe."""
+        with self._lock:
+            self.threads -= 1
+            self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        # Under _lock.
+        if self.forgotten and not self.threads and self.wake_w >= 0:
+            os.close(self.wake_w)
+            os.close(self.wake_r)
+            self.wake_w = self.wake_r = -1
 
     def post(self, func: Callable[..., None], *args: Any) -> bool:
         """Run func in the loop's thread; False if the loop is closed."""
@@ -585,7 +630,10 @@ class SysVMQ(_queue.SysVMQ):
             raise self._timed_out(mtype, except_, wait)
         if not _wait._start_timer():
             return await self._poll(mtype, except_, deadline, wait)
-        watcher = _Service.of(loop).watcher(self._id, mtype, except_)
+        service = _Service.of(loop)
+        if service is None:
+            return await self._poll(mtype, except_, deadline, wait)
+        watcher = service.watcher(self._id, mtype, except_)
         taken = watcher.take()
         if taken is not None:
             return taken
@@ -597,8 +645,13 @@ class SysVMQ(_queue.SysVMQ):
             got = await fut
         except asyncio.CancelledError as exc:
             if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
-                watcher.hold(fut.result())  # taken for us: the next receive gets it,
-                watcher.hand_on()  # the one waiting already too
+                # Taken for us: the next receive gets it, the one waiting already too. The watcher
+                # is looked up again: one that retired meanwhile is forgotten, with its loop's pipe.
+                service = _Service.of(loop)
+                if service is not None:
+                    watcher = service.watcher(self._id, mtype, except_)
+                watcher.hold(fut.result())
+                watcher.hand_on()
             carry_received(exc, [])
             raise
         finally:

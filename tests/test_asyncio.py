@@ -8,6 +8,7 @@ import inspect
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -49,6 +50,10 @@ def aq() -> Iterator[AsyncQ]:
 def _timers() -> int:
     with open("/proc/self/timers") as f:
         return sum(line.startswith("ID:") for line in f)
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 def _sysvmq_threads() -> List[threading.Thread]:
@@ -303,6 +308,12 @@ def _watcher_asleep(q: AsyncQ) -> bool:
     return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])
 
 
+def _loop_told(q: AsyncQ) -> bool:
+    """Whether a watcher has written to the running loop's pipe what the loop has yet to read."""
+    service = sysvmq.asyncio._Service._all[asyncio.get_running_loop()]
+    return bool(select.select([service.wake_r], [], [], 0)[0])
+
+
 def _watcher_tid(q: AsyncQ) -> int:
     (tid,) = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq watcher {q.id}"]
     assert tid is not None
@@ -426,9 +437,9 @@ async def test_an_empty_message_held_for_a_cancelled_receive_comes_before_later_
     tid = _watcher_tid(aq)
     sync.send(b"", 1)  # fits the watcher's 0 bytes: it takes it for the first receive
     wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken")
-    # Taken by the kernel, and held once the watcher's thread has run again (it needs the GIL):
-    # the one window where a later message can come first, as if the two had been sent together.
-    wait_for(lambda: sysvmq.asyncio._HELD.get(aq.id), what="the message held")
+    # Taken by the kernel, and the loop told (it has yet to collect it): the one window where a
+    # later message could come first, as if the two had been sent together.
+    wait_for(lambda: _loop_told(aq), what="the loop told")
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     sync.send(b"second", 1)
@@ -446,13 +457,13 @@ async def test_an_empty_message_held_again_goes_to_the_receive_already_waiting(
     first = asyncio.ensure_future(aq.receive(type=2))
     second = asyncio.ensure_future(aq.receive(type=2))
     await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
-    answer = sysvmq.asyncio._Watcher.answer
+    collect = sysvmq.asyncio._Watcher.collect
 
-    def answer_then_cancel(watcher: Any, kind: str) -> None:
-        answer(watcher, kind)
+    def collect_then_cancel(watcher: Any) -> None:
+        collect(watcher)
         first.cancel()  # before the first receive's task runs again
 
-    monkeypatch.setattr(sysvmq.asyncio._Watcher, "answer", answer_then_cancel)
+    monkeypatch.setattr(sysvmq.asyncio._Watcher, "collect", collect_then_cancel)
     _sync(aq).send(b"", 2)
     await asyncio.gather(first, return_exceptions=True)
     assert first.cancelled()
@@ -555,6 +566,7 @@ def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queu
     timers = _timers()
 
     q.update(max_size=4)  # full: b"kept" is 4 bytes
+    fds = _fds()
 
     async def main() -> None:
         waiting = [asyncio.ensure_future(q.receive(t)) for t in (1, 2, 3)]  # when asyncio.run cancels them
@@ -572,7 +584,55 @@ def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queu
         what="sysvmq's threads gone after the loop closed",
     )
     wait_for(lambda: _timers() <= timers, what="their timers deleted")
+    wait_for(lambda: _fds() <= fds, what="the loop's wake-up pipe closed")
     assert sysvmq.SysVMQ.attach(q.id).receive_many_messages(10, block=False) == [Message(b"kept", 9)]
+
+
+class _NoReaders(asyncio.SelectorEventLoop):
+    def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def test_a_loop_that_cannot_watch_a_file_descriptor_polls(make_queue: Callable[..., AsyncQ]) -> None:
+    q = AsyncQ.from_sync(make_queue())
+    loop = _NoReaders()
+
+    async def main() -> Message:
+        got = asyncio.ensure_future(q.receive_message(4))
+        await asyncio.sleep(0)  # its first step: it tried, found nothing and chose how to wait
+        assert not got.done()
+        assert not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")]  # no watcher: it polls
+        await q.send(b"polled", 4)
+        return await asyncio.wait_for(got, 5)
+
+    try:
+        assert loop.run_until_complete(main()) == Message(b"polled", 4)
+    finally:
+        loop.close()
+
+
+def test_a_receive_pending_when_its_loop_is_closed_leaves_no_thread_or_pipe_and_loses_nothing(
+    make_queue: Callable[..., AsyncQ],
+) -> None:
+    sync = make_queue()
+    q = AsyncQ.from_sync(sync)
+    fds = _fds()
+    loop = asyncio.new_event_loop()
+    pending: List[Any] = []  # the task, kept from the garbage collector while the test looks
+
+    async def main() -> None:
+        pending.append(asyncio.ensure_future(q.receive(3)))  # never awaited, never cancelled
+        await _until(lambda: _watcher_asleep(q), "the watcher asleep in msgrcv")
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    sync.send(b"", 3)  # fits the watcher's 0 bytes: it takes it, for a loop that will never hear of it
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
+    wait_for(lambda: _fds() <= fds, what="the loop's wake-up pipe closed")
+    assert sync.receive_many_messages(5, block=False) == [Message(b"", 3)]  # given back
+    assert not pending[0].done()
 
 
 def _sender_in_msgsnd(q: AsyncQ) -> bool:
