@@ -317,11 +317,22 @@ class _Service:
         with cls._lock:
             service = cls._all.get(loop)
             if service is None:
+                cls._sweep()
                 try:
                     service = cls._all[loop] = cls(loop)
                 except NotImplementedError:
                     return None
             return service
+
+    @classmethod
+    def _sweep(cls) -> None:
+        """Under _lock: forget the services of loops closed without hearing their watchers retire
+        (stopped, a watcher retired and posted to them, then closed), and close their pipes."""
+        for loop, service in list(cls._all.items()):
+            if loop.is_closed():
+                del cls._all[loop]
+                service.forgotten = True
+                service._close_pipe()
 
     def watcher(self, msqid: int, mtype: int, except_: bool) -> _Watcher:
         key = (msqid, mtype, except_)

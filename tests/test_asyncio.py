@@ -588,6 +588,32 @@ def test_loop_shutdown_leaves_no_thread_behind_and_the_queue_unchanged(make_queu
     assert sysvmq.SysVMQ.attach(q.id).receive_many_messages(10, block=False) == [Message(b"kept", 9)]
 
 
+def test_a_loop_closed_after_its_watcher_retired_while_it_was_stopped_leaves_no_pipe(
+    make_queue: Callable[..., AsyncQ],
+) -> None:
+    # The retiring watcher posts to the stopped loop, which is closed without running again: the
+    # next loop to need a watcher forgets the closed loop's service and closes its pipe.
+    q = AsyncQ.from_sync(make_queue())
+    fds = _fds()
+
+    async def one() -> bytes:
+        got = asyncio.ensure_future(q.receive())
+        await _until(lambda: _watcher_asleep(q), "the watcher asleep in msgrcv")
+        await q.send(b"x")
+        return await got
+
+    stopped = asyncio.new_event_loop()
+    try:
+        assert stopped.run_until_complete(one()) == b"x"
+        wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
+    finally:
+        stopped.close()
+    assert _fds() > fds  # its pipe, still open
+    assert asyncio.run(one()) == b"x"
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
+    wait_for(lambda: _fds() <= fds, what="both loops' pipes closed")
+
+
 class _NoReaders(asyncio.SelectorEventLoop):
     def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
         raise NotImplementedError
