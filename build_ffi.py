@@ -86,6 +86,11 @@ struct msqid_ds {
     ...;
 };
 
+/* asyncio's watchers: allocated by Python, its fields C's alone. */
+struct sysvmq_watch {
+    ...;
+};
+
 int msgget(key_t key, int msgflg);
 int msgctl(int msqid, int cmd, struct msqid_ds *buf);
 """

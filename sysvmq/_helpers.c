@@ -553,21 +553,6 @@ ssize_t sysvmq_again_until(struct sysvmq_call *c, long long deadline_ns)
    (release); collect reads the outcome (acquire), then type and err, then
    clears it. The thread writes no new outcome until it is cleared. */
 
-struct sysvmq_watch {
-    pthread_mutex_t lock;    /* guards the wait for wanted, and thread */
-    pthread_cond_t cond;     /* on CLOCK_MONOTONIC: signalled when asked, or collected while asked */
-    atomic_int wanted;       /* the loop has receives waiting: watch (written under the lock) */
-    atomic_int inside;       /* the thread may be in msgrcv: forget wakes it */
-    pthread_t thread;        /* the thread that runs it, while inside */
-    atomic_int outcome;      /* SYSVMQ_WATCH_*, until collected */
-    long type;               /* TAKEN: the message's type */
-    int err;                 /* ERROR: msgrcv's errno */
-    long selector;           /* msgrcv's msgtyp */
-    int flags;               /* MSG_EXCEPT, or 0 */
-    int fd, token;           /* where to tell the loop, and what */
-    struct sysvmq_call *c;   /* the 0-byte receives' state */
-};
-
 static long long monotonic_ns(void)
 {
     struct timespec now;
@@ -576,42 +561,35 @@ static long long monotonic_ns(void)
     return (long long)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
-struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token)
+int sysvmq_watch_init(struct sysvmq_watch *w, struct sysvmq_call *c, long type, int flags, int fd, int token)
 {
-    struct sysvmq_watch *w = calloc(1, sizeof *w);
     pthread_condattr_t attr;
+    int err;
 
-    if (w == NULL)
-        return NULL;
-    w->c = calloc(1, sizeof *w->c + 1);
-    if (w->c == NULL) {
-        free(w);
-        return NULL;
-    }
-    w->c->msqid = msqid;
-    w->c->len = -1;
-    w->c->room = 1;
+    memset(w, 0, sizeof *w);
+    w->c = c;
     w->selector = type;
     w->flags = flags;
     w->fd = fd;
     w->token = token;
     atomic_init(&w->wanted, 0);
-    atomic_init(&w->inside, 0);
     atomic_init(&w->outcome, SYSVMQ_WATCH_NONE);
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &attr);
+    if ((err = pthread_mutex_init(&w->lock, NULL)) != 0)
+        return err;
+    if ((err = pthread_condattr_init(&attr)) != 0)
+        return err;
+    err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (err == 0)
+        err = pthread_cond_init(&w->cond, &attr);
     pthread_condattr_destroy(&attr);
-    return w;
+    return err;
 }
 
-void sysvmq_watch_free(struct sysvmq_watch *w)
+void sysvmq_watch_unpipe(struct sysvmq_watch *w)
 {
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->lock);
-    free(w->c);
-    free(w);
+    pthread_mutex_lock(&w->lock);
+    w->fd = -1;
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* Whether the thread may watch: asked, and the last outcome collected. */
@@ -642,13 +620,17 @@ static void watch_saw(struct sysvmq_watch *w, ssize_t n)
     }
     pthread_mutex_lock(&w->lock);
     atomic_store(&w->wanted, 0); /* until the loop has collected this and asks again */
-    pthread_mutex_unlock(&w->lock);
     atomic_store(&w->outcome, outcome);
-    /* A pipe takes an int whole, and holds thousands: a full one (EAGAIN)
-       means the loop reads no more, and is closed. */
-    do
-        wrote = write(w->fd, &w->token, sizeof w->token);
-    while (wrote < 0 && errno == EINTR);
+    /* Under the lock, so that the pipe cannot be closed (and its number
+       reused) meanwhile; the loop collects without it. A pipe takes an int
+       whole, and holds thousands: a full one (EAGAIN) means the loop reads no
+       more, and is closed. */
+    if (w->fd >= 0) {
+        do
+            wrote = write(w->fd, &w->token, sizeof w->token);
+        while (wrote < 0 && errno == EINTR);
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns)
@@ -674,20 +656,24 @@ int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slic
         }
         pthread_mutex_lock(&w->lock);
         w->thread = pthread_self();
-        atomic_store(&w->inside, 1);
+        w->inside = 1;
         pthread_mutex_unlock(&w->lock);
 
         end = monotonic_ns() + slice_ns;
         n = sysvmq_receive(c, w->selector, w->flags | IPC_NOWAIT, NULL, 0);
         while (n == -1 && (c->err == ENOMSG || c->err == EINTR) && atomic_load(&w->wanted)) {
             if (monotonic_ns() >= end) {
-                atomic_store(&w->inside, 0);
+                pthread_mutex_lock(&w->lock);
+                w->inside = 0; /* under the lock: forget never signals a thread that left */
+                pthread_mutex_unlock(&w->lock);
                 return SYSVMQ_WATCH_SLICE;
             }
             /* A slice at a time: a wake-up sent as the thread went to sleep is not missed for long. */
             n = sysvmq_again_until(c, end);
         }
-        atomic_store(&w->inside, 0);
+        pthread_mutex_lock(&w->lock);
+        w->inside = 0;
+        pthread_mutex_unlock(&w->lock);
         if (!(n == -1 && (c->err == ENOMSG || c->err == EINTR)))
             watch_saw(w, n); /* else no longer asked: wait to be */
     }
@@ -707,7 +693,7 @@ void sysvmq_watch_forget(struct sysvmq_watch *w)
 
     pthread_mutex_lock(&w->lock);
     atomic_store(&w->wanted, 0);
-    if (atomic_load(&w->inside) && sysvmq_timer_intact())
+    if (w->inside && sysvmq_timer_intact())
         pthread_kill(w->thread, sig);
     pthread_mutex_unlock(&w->lock);
 }
@@ -755,14 +741,13 @@ int sysvmq_timer_intact(void)
 }
 
 /* No watchers where timed calls poll: asyncio's receives poll too. */
-struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token)
+int sysvmq_watch_init(struct sysvmq_watch *w, struct sysvmq_call *c, long type, int flags, int fd, int token)
 {
-    (void)msqid, (void)type, (void)flags, (void)fd, (void)token;
-    errno = ENOTSUP;
-    return NULL;
+    (void)w, (void)c, (void)type, (void)flags, (void)fd, (void)token;
+    return ENOTSUP;
 }
 
-void sysvmq_watch_free(struct sysvmq_watch *w)
+void sysvmq_watch_unpipe(struct sysvmq_watch *w)
 {
     (void)w;
 }

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 /* glibc settles what its headers show at the first one included, so
    _GNU_SOURCE (struct msgbuf, struct msginfo) must come before any: build_ffi.py
@@ -94,6 +96,23 @@
 /* receive_many's texts area has this much room before it, so that msgrcv(2)
    can put each text in its place with the type in front of it. */
 #define SYSVMQ_HEADROOM sizeof(long)
+
+/* asyncio's watchers (see sysvmq_watch_run below). Python allocates it: cffi
+   knows its size and alignment, nothing of its fields. */
+struct sysvmq_watch {
+    pthread_mutex_t lock;    /* guards the wait for wanted, inside and thread, and the pipe's fd */
+    pthread_cond_t cond;     /* on CLOCK_MONOTONIC: signalled when asked, or collected while asked */
+    atomic_int wanted;       /* the loop has receives waiting: watch (written under the lock) */
+    int inside;              /* the thread may be in msgrcv: forget wakes it */
+    pthread_t thread;        /* the thread that runs it, while inside */
+    atomic_int outcome;      /* SYSVMQ_WATCH_*, until collected */
+    long type;               /* TAKEN: the message's type */
+    int err;                 /* ERROR: msgrcv's errno */
+    long selector;           /* msgrcv's msgtyp */
+    int flags;               /* MSG_EXCEPT, or 0 */
+    int fd, token;           /* where to tell the loop (-1: nowhere), and what */
+    struct sysvmq_call *c;   /* the 0-byte receives' state */
+};
 
 /* cdef: begin */
 
@@ -208,12 +227,14 @@ int sysvmq_timer_intact(void);
  * the watcher thread stays in C, and neither waits on the other for the GIL.
  * The loop's thread calls ask, forget and collect; a watch holds at most one
  * outcome, and watches for no more until the loop has collected it. */
-struct sysvmq_watch;
 
-/* NULL with errno if out of memory. fd: the pipe's write end, left open by the
-   caller until every thread running this watch has returned. */
-struct sysvmq_watch *sysvmq_watch_new(int msqid, long type, int flags, int fd, int token);
-void sysvmq_watch_free(struct sysvmq_watch *w);
+/* Set up a watch Python allocated (and keeps while any thread may use it),
+   for msgrcv(2) on c->msqid with that msgtyp and flags (MSG_EXCEPT or 0),
+   telling fd (the pipe's write end) the token: 0, or an errno. c: a state
+   with room for 1 byte, the watch's alone. Nothing to free after. */
+int sysvmq_watch_init(struct sysvmq_watch *w, struct sysvmq_call *c, long type, int flags, int fd, int token);
+/* The pipe is closing: the watch tells the loop no more. */
+void sysvmq_watch_unpipe(struct sysvmq_watch *w);
 /* In the watcher thread: watch while asked, returning as above. */
 int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns);
 /* Watch once more (until an outcome); and stop watching, waking the thread from msgrcv. */

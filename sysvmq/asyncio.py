@@ -78,6 +78,7 @@ from typing import (
 
 from . import _queue, _wait
 from ._args import SIZE_T, max_count_arg, pack, send_type_arg, timeout_arg
+from ._calls import Call
 from ._errors import QueueEmpty, QueueFull, SysVMQError, carry_count, carry_received, selector
 from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
 from ._stats import Message
@@ -139,10 +140,13 @@ class _Watcher:
     def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool, token: int) -> None:
         self.service = service
         self.msqid, self.mtype, self.flags, self.token = msqid, mtype, MSG_EXCEPT if except_ else 0, token
-        watch = lib.sysvmq_watch_new(msqid, mtype, self.flags, service.wake_w, token)
-        if watch == ffi.NULL:
-            raise MemoryError("sysvmq: no memory for an asyncio watcher")
-        self.watch = ffi.gc(watch, lib.sysvmq_watch_free)
+        # Python's memory, not C's: it lasts while anything can reach the watcher, a coroutine
+        # finalized in the same garbage collection too (whose ``finally`` calls forget).
+        self.call = Call(msqid, 0, 1)
+        self.watch = ffi.new("struct sysvmq_watch *")
+        err = lib.sysvmq_watch_init(self.watch, self.call.c, mtype, self.flags, service.wake_w, token)
+        if err:
+            raise OSError(err, f"sysvmq: an asyncio watcher's lock: {os.strerror(err)}")
         self.out_type, self.out_err = ffi.new("long *"), ffi.new("int *")  # what collect fills in
         self.waiters: Deque[asyncio.Future[Any]] = deque()
         self.asked = False  # the thread was asked to watch and has not answered yet
@@ -203,7 +207,8 @@ class _Watcher:
         kind = _watch_collect(self.watch, self.out_type, self.out_err)
         if kind == lib.SYSVMQ_WATCH_NONE:
             return
-        self.asked = False
+        # Asked again since the thread saw this (a receive left and another came): it watches on.
+        self.asked = bool(lib.sysvmq_watch_busy(self.watch))
         if kind == lib.SYSVMQ_WATCH_TAKEN:
             self.hold(_Taken(b"", self.out_type[0]), first=False)  # behind any held already: they came first
             kind = lib.SYSVMQ_WATCH_READY
@@ -358,6 +363,7 @@ class _Service:
         if self.watchers.get(key) is w:
             del self.watchers[key]
             del self.tokens[w.token]
+            lib.sysvmq_watch_unpipe(w.watch)  # a thread started for it later tells no one
         if not self.watchers:
             self.loop.remove_reader(self.wake_r)
             with self._lock:
@@ -386,6 +392,8 @@ class _Service:
     def _close_pipe(self) -> None:
         # Under _lock.
         if self.forgotten and not self.threads and self.wake_w >= 0:
+            for w in self.tokens.values():  # a thread started later for one tells no one
+                lib.sysvmq_watch_unpipe(w.watch)
             os.close(self.wake_w)
             os.close(self.wake_r)
             self.wake_w = self.wake_r = -1

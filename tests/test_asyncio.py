@@ -4,6 +4,7 @@ import array
 import asyncio
 import collections
 import enum
+import gc
 import inspect
 import json
 import os
@@ -612,6 +613,28 @@ def test_a_loop_closed_after_its_watcher_retired_while_it_was_stopped_leaves_no_
     assert asyncio.run(one()) == b"x"
     wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
     wait_for(lambda: _fds() <= fds, what="both loops' pipes closed")
+
+
+def test_loops_closed_with_receives_waiting_then_collected_leave_nothing_behind(
+    make_queue: Callable[..., AsyncQ],
+) -> None:
+    # The loop, its pending task and the watcher become one garbage cycle; the task's coroutine,
+    # finalized in the collection, still calls on the watch, which must outlive it (the sanitizer
+    # build of the suite, .ci/sanitizers, catches a use after free here).
+    q = AsyncQ.from_sync(make_queue())
+    fds = _fds()
+    for i in range(20):
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(q.receive(type=i + 1))
+        loop.run_until_complete(asyncio.sleep(0))  # the task's first step: it found nothing and waits
+        assert not task.done()
+        loop.close()  # without cancelling it
+        del task, loop
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watchers gone")
+    gc.collect()
+    wait_for(lambda: _fds() <= fds, what="the loops' wake-up pipes closed")
+    _sync(q).send(b"after", 20)  # no watcher of a closed loop takes or holds anything now
+    assert _sync(q).receive_many_messages(5, block=False) == [Message(b"after", 20)]
 
 
 class _NoReaders(asyncio.SelectorEventLoop):
