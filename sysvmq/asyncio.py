@@ -25,12 +25,12 @@ watch, and no call ever blocks the loop's thread in the kernel:
   a buffer of 0 bytes. The kernel wakes it with E2BIG when a matching message
   arrives, and leaves the message queued; the thread tells the loop through a
   pipe the loop reads, from C, without the GIL, and the first waiting receive
-  then takes the message without waiting. A waiting receive so holds nothing: cancelled, it has
-  taken nothing. (An empty message fits a 0-byte buffer, so the watcher takes
-  it and holds it: it goes to the first waiting receive, or, if that was
-  cancelled, to the next receive of that queue and selector on the loop,
-  before anything queued; a watcher that retires, or finds its loop closed,
-  with one still held sends it back to the queue.)
+  then takes the message without waiting. A waiting receive so holds nothing:
+  cancelled, it has taken nothing. (An empty message fits a 0-byte buffer, so
+  the watcher takes it and holds it: it goes to the first waiting receive, or,
+  if that was cancelled, to the next receive of that queue and selector on the
+  loop, before anything queued; a watcher that retires, or finds its loop
+  closed, with one still held sends it back to the queue.)
 - A timeout is counted from the call: a wake-up for a message someone else
   takes first leaves only what remains of it.
 - A send that must wait for room joins its queue's line on the loop: one
