@@ -592,6 +592,13 @@ void sysvmq_watch_unpipe(struct sysvmq_watch *w)
     pthread_mutex_unlock(&w->lock);
 }
 
+static atomic_uint watch_overflows;
+
+unsigned sysvmq_watch_overflows(void)
+{
+    return atomic_load(&watch_overflows);
+}
+
 /* Whether the thread may watch: asked, and the last outcome collected. */
 static int watch_may(struct sysvmq_watch *w)
 {
@@ -623,12 +630,15 @@ static void watch_saw(struct sysvmq_watch *w, ssize_t n)
     atomic_store(&w->outcome, outcome);
     /* Under the lock, so that the pipe cannot be closed (and its number
        reused) meanwhile; the loop collects without it. A pipe takes an int
-       whole, and holds thousands: a full one (EAGAIN) means the loop reads no
-       more, and is closed. */
+       whole, and holds thousands; a full one (EAGAIN: more watchers than it
+       holds tokens, or a loop that reads no more) is counted, and the loop,
+       which a full pipe wakes, then looks at every watch. */
     if (w->fd >= 0) {
         do
             wrote = write(w->fd, &w->token, sizeof w->token);
         while (wrote < 0 && errno == EINTR);
+        if (wrote < 0 && errno == EAGAIN)
+            atomic_fetch_add(&watch_overflows, 1);
     }
     pthread_mutex_unlock(&w->lock);
 }
@@ -750,6 +760,11 @@ int sysvmq_watch_init(struct sysvmq_watch *w, struct sysvmq_call *c, long type, 
 void sysvmq_watch_unpipe(struct sysvmq_watch *w)
 {
     (void)w;
+}
+
+unsigned sysvmq_watch_overflows(void)
+{
+    return 0;
 }
 
 int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns)

@@ -235,6 +235,9 @@ int sysvmq_timer_intact(void);
 int sysvmq_watch_init(struct sysvmq_watch *w, struct sysvmq_call *c, long type, int flags, int fd, int token);
 /* The pipe is closing: the watch tells the loop no more. */
 void sysvmq_watch_unpipe(struct sysvmq_watch *w);
+/* How many tokens a full pipe has refused, in the whole process: when it
+   changes, a loop looks at every watch it has. */
+unsigned sysvmq_watch_overflows(void);
 /* In the watcher thread: watch while asked, returning as above. */
 int sysvmq_watch_run(struct sysvmq_watch *w, long long linger_ns, long long slice_ns);
 /* Watch once more (until an outcome); and stop watching, waking the thread from msgrcv. */

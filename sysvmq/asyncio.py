@@ -52,6 +52,7 @@ watch, and no call ever blocks the loop's thread in the kernel:
 
 import array
 import asyncio
+import atexit
 import contextlib
 import errno
 import itertools
@@ -69,6 +70,7 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Type,
     TypeVar,
@@ -163,7 +165,12 @@ class _Watcher:
         self.asked = True
         with self.cond:  # the thread decides under cond whether it retires: it sees this
             _watch_ask(self.watch)
-            self._start()
+            try:
+                self._start()
+            except BaseException:  # no thread: the next receive asks again
+                self.asked = False
+                lib.sysvmq_watch_forget(self.watch)
+                raise
 
     def forget(self, fut: "asyncio.Future[Any]") -> None:
         """A waiting receive leaves (done, cancelled, timed out): stop watching if it was the last."""
@@ -189,7 +196,8 @@ class _Watcher:
             else:
                 self.held.append(message)
             _count_held(self.msqid, 1)
-            self._start()  # a thread that retires gives it back, if no receive comes
+            with contextlib.suppress(RuntimeError):  # no thread to give: it stays for the next receive
+                self._start()  # a thread that retires gives it back, if no receive comes
 
     def hand_on(self) -> None:
         """A message held again (its receive was cancelled) goes to the next waiting receive, if one waits."""
@@ -236,9 +244,15 @@ class _Watcher:
     def _start(self) -> None:
         # Under cond.
         if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
+            thread = threading.Thread(target=self._run, name=f"sysvmq watcher {self.msqid}", daemon=True)
             self.service.started()
-            self.thread.start()
+            try:
+                thread.start()  # RuntimeError if the system has no thread to give
+            except BaseException:
+                self.service.ended()
+                raise
+            self.thread = thread
+            _LIVE.add(self)
 
     # in the watcher thread
 
@@ -247,7 +261,7 @@ class _Watcher:
         while True:
             why = _watch_run(watch, _LINGER_NS, _SLICE_NS)
             with self.cond:
-                closed = self.service.loop.is_closed()
+                closed = _exiting or self.service.loop.is_closed()
                 if not closed and (why == lib.SYSVMQ_WATCH_SLICE or lib.sysvmq_watch_busy(watch)):
                     continue  # asked again, or the loop has yet to collect what it saw
                 if closed:  # its receives will never run again: what the thread took goes back
@@ -265,6 +279,7 @@ class _Watcher:
         if not self.service.post(self._retired):
             self.service.closed()
         self.service.ended()
+        _LIVE.discard(self)
 
     def _retired(self) -> None:
         """In the loop's thread, after the thread ended: forget this selector if nothing is left of it."""
@@ -279,6 +294,27 @@ class _Watcher:
             q = _SyncQ.attach(self.msqid)
             for m in messages:
                 q.send(b"", m.type)
+
+
+_LIVE: "Set[_Watcher]" = set()  # watchers whose thread runs
+_exiting = False
+EXIT_WAIT = 1.0  # seconds the interpreter's exit waits for watchers to give back what they took
+
+
+@atexit.register
+def _at_exit() -> None:
+    """Watcher threads are daemons, which die with the interpreter: have them give back the empty
+    messages they took or hold (the loops' receives will never run again), then wait for them."""
+    global _exiting
+    _exiting = True
+    live = list(_LIVE)
+    for w in live:
+        lib.sysvmq_watch_forget(w.watch)  # out of msgrcv; it retires within LINGER
+    deadline = _monotonic() + EXIT_WAIT
+    for w in live:
+        thread = w.thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - _monotonic()))
 
 
 def _count_held(msqid: int, n: int) -> None:
@@ -309,6 +345,7 @@ class _Service:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.threads = 0  # watcher threads running, under _lock
         self.forgotten = False  # under _lock
+        self.overflows = lib.sysvmq_watch_overflows()
         try:
             loop.add_reader(self.wake_r, self._woken)
         except BaseException:
@@ -356,6 +393,11 @@ class _Service:
         for token in memoryview(told).cast("i").tolist():
             w = self.tokens.get(token)
             if w is not None:
+                w.collect()
+        overflows = lib.sysvmq_watch_overflows()
+        if overflows != self.overflows:  # a full pipe refused some tokens: look at every watcher
+            self.overflows = overflows
+            for w in list(self.tokens.values()):
                 w.collect()
 
     def drop(self, w: _Watcher) -> None:
@@ -658,9 +700,10 @@ class SysVMQ(_queue.SysVMQ):
             return taken
         fut: asyncio.Future[Any] = loop.create_future()
         watcher.waiters.append(fut)
-        watcher.ask()
-        timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
+        timer = None
         try:
+            watcher.ask()
+            timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
             got = await fut
         except asyncio.CancelledError as exc:
             if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
@@ -981,8 +1024,13 @@ class _Line:
                 return False
             self.jobs.append(job)
             if self.thread is None:
-                self.thread = threading.Thread(target=self._work, name=f"sysvmq send {self.msqid}", daemon=True)
-                self.thread.start()
+                thread = threading.Thread(target=self._work, name=f"sysvmq send {self.msqid}", daemon=True)
+                try:
+                    thread.start()  # RuntimeError if the system has no thread to give
+                except BaseException:
+                    self.jobs.remove(job)
+                    raise
+                self.thread = thread
             else:
                 self.cond.notify()
         return True

@@ -3,6 +3,7 @@
 import array
 import asyncio
 import collections
+import contextlib
 import enum
 import gc
 import inspect
@@ -687,6 +688,107 @@ def test_a_receive_pending_when_its_loop_is_closed_leaves_no_thread_or_pipe_and_
 def _sender_in_msgsnd(q: AsyncQ) -> bool:
     tids = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq send {q.id}"]
     return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])  # wchan: do_msgsnd
+
+
+async def test_a_wake_up_a_full_pipe_refused_is_not_lost(aq: AsyncQ) -> None:
+    got = asyncio.ensure_future(aq.receive())
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    service = sysvmq.asyncio._Service._all[asyncio.get_running_loop()]
+    with contextlib.suppress(BlockingIOError):  # fill the pipe with tokens no watcher has
+        while True:
+            os.write(service.wake_w, bytes(4096))
+    overflows = sysvmq._ffi.lib.sysvmq_watch_overflows()
+    tid = _watcher_tid(aq)
+    _sync(aq).send(b"through")  # the watcher's token finds the pipe full
+    wait_for(lambda: not _in_msgrcv(os.getpid(), tid), what="the watcher woken")
+    wait_for(lambda: sysvmq._ffi.lib.sysvmq_watch_overflows() > overflows, what="its token refused")
+    assert await asyncio.wait_for(got, 5) == b"through"
+
+
+def _fail_once(monkeypatch: pytest.MonkeyPatch, prefix: str) -> List[str]:
+    """Thread.start raises, as when the system has no thread to give, for the first thread named prefix..."""
+    real = threading.Thread.start
+    failed: List[str] = []
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith(prefix) and not failed:
+            failed.append(thread.name)
+            raise RuntimeError("can't start new thread")
+        real(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return failed
+
+
+async def test_a_watcher_thread_that_cannot_start_fails_that_receive_alone(
+    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed = _fail_once(monkeypatch, "sysvmq watcher")
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        await aq.receive()
+    assert failed
+    got = asyncio.ensure_future(aq.receive())  # the next one asks again, and its thread starts
+    await _until(lambda: _watcher_asleep(aq), "the watcher asleep")
+    _sync(aq).send(b"after")
+    assert await asyncio.wait_for(got, 5) == b"after"
+
+
+async def test_a_sender_thread_that_cannot_start_fails_that_send_alone(
+    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aq.update(max_size=4)
+    await aq.send(b"FULL")
+    failed = _fail_once(monkeypatch, "sysvmq send")
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        await aq.send(b"lost")
+    assert failed
+    waiting = asyncio.ensure_future(aq.send(b"next"))  # a new thread for the line
+    await _until(lambda: _sender_in_msgsnd(aq), "the send asleep in msgsnd")
+    assert _sync(aq).receive() == b"FULL"
+    await asyncio.wait_for(waiting, 5)
+    assert _sync(aq).receive_many(5, block=False) == [b"next"]
+
+
+EXIT_AFTER_RUN = """
+import asyncio, select, sys, time
+import sysvmq, sysvmq.asyncio
+
+q = sysvmq.asyncio.SysVMQ.attach(int(sys.argv[1]))
+
+def watcher_asleep():
+    import os, threading
+    for t in threading.enumerate():
+        if t.name.startswith("sysvmq watcher") and t.native_id is not None:
+            try:
+                with open(f"/proc/self/task/{t.native_id}/wchan") as f:
+                    return "msg" in f.read()
+            except OSError:
+                return False
+    return False
+
+async def main():
+    waiting = asyncio.ensure_future(q.receive())
+    while not watcher_asleep():
+        await asyncio.sleep(0.005)
+    sysvmq.SysVMQ.attach(q.id).send(b"", 7)  # the watcher takes it: it fits 0 bytes
+    wake_r = sysvmq.asyncio._Service._all[asyncio.get_running_loop()].wake_r
+    deadline = time.monotonic() + 10
+    while not select.select([wake_r], [], [], 0)[0] and time.monotonic() < deadline:
+        time.sleep(0.001)  # the loop's thread, kept from reading the pipe until the watcher wrote
+    waiting.cancel()
+
+asyncio.run(main())
+print("done", flush=True)  # and the interpreter exits at once
+"""
+
+
+def test_an_empty_message_taken_for_a_cancelled_receive_is_back_when_the_process_ends(aq: AsyncQ) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_AFTER_RUN, str(aq.id)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+    assert _sync(aq).receive_many_messages(5, block=False) == [Message(b"", 7)]
 
 
 async def test_sends_waiting_on_one_queue_share_one_thread_and_keep_their_order(aq: AsyncQ) -> None:
