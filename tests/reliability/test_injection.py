@@ -33,7 +33,7 @@ SENDERS = RECEIVERS = 4
 BOUND = 2.0  # seconds from the child's release to the end of its last call
 
 WORKERS = r"""
-import json, random, sys, threading, time
+import json, random, sys, threading, time, traceback
 sys.path.insert(0, sys.argv[2])
 from harness import check, make
 import sysvmq
@@ -69,7 +69,7 @@ def sender(t):
             sent[t].extend((t, s) for s, _ in pending[:n])
             del pending[:n]
     except BaseException as exc:
-        errors.append(repr(exc))
+        errors.append(traceback.format_exc())  # where, should one ever come
     finally:
         ends[f"sender {t}"] = time.monotonic()
 
@@ -94,7 +94,7 @@ def receiver(t):
                 got = [m.data for m in exc.received]
             received[t].extend(check(d) for d in got)
     except BaseException as exc:
-        errors.append(repr(exc))
+        errors.append(traceback.format_exc())  # where, should one ever come
     finally:
         ends[f"receiver {t}"] = time.monotonic()
 
@@ -152,7 +152,7 @@ def test_removal_under_batches_in_8_threads_loses_and_invents_nothing(
                 child.wait()
         assert child.returncode == 0, err
         report = json.loads(out)
-        assert report["errors"] == []
+        assert report["errors"] == [], "\n".join(report["errors"])
         sent = [tuple(m) for per in report["sent"] for m in per]
         received = [tuple(m) for per in report["received"] for m in per]
         assert len(set(sent)) == len(sent), "a message counted as sent twice"
