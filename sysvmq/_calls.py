@@ -9,6 +9,7 @@ that raises and costs Python the return value.
 
 import platform
 import sys
+import threading
 from collections import deque
 from typing import Any, Deque, List
 
@@ -29,6 +30,10 @@ PYPY = platform.python_implementation() == "PyPy"
 # Signal handlers may run between any two bytecodes, not only at calls and backward jumps.
 ANYWHERE = PYPY or sys.version_info < (3, 11)
 _reset = lib.sysvmq_reset
+# PyPy's cffi, making this variable-size struct from a dict in several threads at once, now and
+# then fails with "expected integer, got dict object": one thread at a time (states are pooled,
+# so few are made).
+_NEW_LOCK = threading.Lock()
 
 
 class Call:
@@ -47,7 +52,8 @@ class Call:
         room = max(room, maxlen, 1)
         # ffi.new clears the memory: the state starts with nothing done.
         init = {"msqid": msqid, "maxlen": maxlen, "len": -1, "room": room, "mtext": room}
-        self.c = c = ffi.new("struct sysvmq_call *", init)
+        with _NEW_LOCK:
+            self.c = c = ffi.new("struct sysvmq_call *", init)
         self.text = ffi.buffer(c.mtext, room)
         self.mtype = memoryview(ffi.buffer(ffi.addressof(c[0], "mtype"), _LONG)).cast("l")
         self.room = room
