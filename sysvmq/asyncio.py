@@ -267,8 +267,7 @@ class _Watcher:
                 if closed:  # its receives will never run again: what the thread took goes back
                     lib.sysvmq_watch_forget(watch)
                     if _watch_collect(watch, self.out_type, self.out_err) == lib.SYSVMQ_WATCH_TAKEN:
-                        self.held.append(_Taken(b"", self.out_type[0]))
-                        _count_held(self.msqid, 1)
+                        self.hold(_Taken(b"", self.out_type[0]), first=False)  # cond is reentrant
                 self.thread = None  # retire; the loop starts another if need be
                 held = list(self.held)
                 self.held.clear()
