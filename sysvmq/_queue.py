@@ -562,6 +562,38 @@ class SysVMQ:
                 self._pool.give_back(call)
             raise
 
+    def _receive_now(self) -> Optional[bytes]:
+        """The first message if one is queued, else None: ``receive(block=False)`` of type 0 without flags.
+
+        For sysvmq.asyncio, whose receives try this before they wait: one
+        crossing, none of ``receive``'s arguments to sort out. An error other
+        than "nothing queued" is raised by ``receive`` itself, which tries again.
+        An exception leaving it carries ``received`` as ``receive``'s does.
+        """
+        calls = self._calls
+        try:
+            call = calls.pop()
+        except IndexError:
+            call = self._pool.call()
+        c = mtype = None
+        try:
+            n = _c_try_rx(c := call.c)
+            if n >= 0:
+                data: bytes = call.text[:n]
+                mtype = call.mtype[0]
+                calls.append(call)
+                return data
+            err = c.err
+            calls.append(call)
+        except BaseException as exc:
+            if mtype is not None:  # the call may be back in the pool: leave it there
+                carry_received(exc, [Message(data, mtype)])
+            else:
+                carry_received(exc, [] if c is None else _taken(call))
+                self._pool.give_back(call)
+            raise
+        return None if err == errno.ENOMSG else SysVMQ.receive(self, block=False)  # not a subclass's, async
+
     def receive_message(
         self,
         type: int = 0,

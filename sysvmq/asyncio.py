@@ -96,6 +96,7 @@ POLL_MAX = 0.01
 _Q = TypeVar("_Q", bound="SysVMQ")
 Buffer = Any
 _SyncQ = _queue.SysVMQ
+_ZERO = 0  # "is 0": the default type and flags, told apart from others in one comparison
 
 
 class _Taken(Message):
@@ -499,11 +500,16 @@ class SysVMQ(_queue.SysVMQ):
         # would cost every call), the waiting path apart.
         tried = timeout is None and not _HELD
         if tried:
-            try:
-                return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
-            except QueueEmpty:
-                if not block or flags & IPC_NOWAIT:
-                    raise
+            if block and type is _ZERO and flags is _ZERO and not truncate:  # the common receive: the cheapest try
+                data = self._receive_now()
+                if data is not None:
+                    return data
+            else:
+                try:
+                    return _SyncQ.receive(self, type, flags, block=False, truncate=truncate)
+                except QueueEmpty:
+                    if not block or flags & IPC_NOWAIT:
+                        raise
         return await self._receive_waiting(type, flags, block, timeout, truncate, tried)
 
     async def _receive_waiting(

@@ -171,6 +171,50 @@ async def test_nonblocking_and_timeouts_behave_as_the_sync_calls(aq: AsyncQ) -> 
         await aq.send(b"z" * 101)
 
 
+async def test_a_receive_raises_as_the_sync_one_and_leaves_what_it_cannot_take_queued(aq: AsyncQ) -> None:
+    # A receive of any message tries once, cheaply (SysVMQ._receive_now), before it would wait;
+    # an error there is the sync call's, with the sync call's message.
+    small = AsyncQ.attach(aq.id, buffer_size=4)
+    await aq.send(b"too long for 4")
+    with pytest.raises(sysvmq.MessageTooLarge, match="longer than the 4-byte buffer and stays queued"):
+        await small.receive()
+    assert await aq.receive() == b"too long for 4"
+    aq.destroy()
+    with pytest.raises(sysvmq.QueueRemoved):
+        await aq.receive()
+
+
+class _Stop(Exception):
+    """Raised by a stand-in for a signal handler that raises as a crossing into C returns."""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_an_exception_as_the_first_try_returns_says_what_it_took(
+    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # Python runs a signal's handler as a call into C returns. If the kernel had handed the
+    # message over, the exception out of the receive carries it; if not, it is still queued.
+    real = sysvmq._queue._c_try_rx
+
+    def raising(c: Any) -> int:
+        if when == "before":
+            raise _Stop
+        real(c)
+        raise _Stop
+
+    await aq.send(b"x", 3)
+    monkeypatch.setattr(sysvmq._queue, "_c_try_rx", raising)
+    with pytest.raises(_Stop) as info:
+        await aq.receive()
+    monkeypatch.undo()
+    if when == "after":
+        assert info.value.received == [Message(b"x", 3)]  # type: ignore[attr-defined]
+        assert aq.stats().count == 0
+    else:
+        assert info.value.received == []  # type: ignore[attr-defined]
+        assert await aq.receive() == b"x"
+
+
 async def test_the_async_handle_names_its_class_and_refuses_ipc_nowait_with_a_timeout(aq: AsyncQ) -> None:
     assert repr(aq) == f"<sysvmq.asyncio.SysVMQ id={aq.id} key=0x00000000 buffer_size={aq.buffer_size}>"
     with pytest.raises(ValueError, match="timeout cannot be combined with block=False or IPC_NOWAIT"):
