@@ -356,8 +356,10 @@ static pthread_key_t timer_key;
 static pthread_once_t timer_once = PTHREAD_ONCE_INIT;
 static int timer_key_ok;
 
-/* How often the timer fires again after the deadline, if the call still waits. */
-#define SYSVMQ_TIMER_REPEAT_NS 500000
+/* How often the timer fires again after the deadline, if the call still waits: only
+   when its first signal came before msgrcv or msgsnd slept (see sysvmq_again_until),
+   so this is what a thread descheduled across its deadline waits on top. */
+#define SYSVMQ_TIMER_REPEAT_NS 100000
 
 struct sysvmq_timer {
     timer_t id;

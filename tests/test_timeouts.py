@@ -2,6 +2,7 @@
 deadline, clean up their timers, and leave an application's own handler alone."""
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -104,6 +105,26 @@ def test_a_timeout_never_ends_before_its_deadline(queue: SysVMQ, name: str, time
         with pytest.raises(expected, match=f"within {timeout:g} s"):
             CALLS[name](queue, timeout)
         assert time.monotonic() - began >= timeout
+
+
+def test_a_deadline_passed_before_msgrcv_sleeps_still_ends_the_call(queue: SysVMQ) -> None:
+    # A thread descheduled past its deadline between arming the timer and msgrcv gets the
+    # signal in user space, where it interrupts nothing: the timer fires again after the
+    # deadline until the call ends. A deadline already past when armed is that case, every time.
+    from sysvmq._ffi import lib
+
+    with pytest.raises(sysvmq.QueueEmpty):
+        queue.receive(timeout=0.001)  # the timer's handler is installed
+    call = queue._pool.call()
+    try:
+        assert lib.sysvmq_try_rx(call.c) == -1  # a receive, recorded; nothing queued
+        for _ in range(20):
+            assert lib.sysvmq_again_until(call.c, time.monotonic_ns() - 1_000_000) == -1
+            assert call.c.err == errno.EINTR
+    finally:
+        queue._pool.give_back(call)
+    queue.send(b"after")
+    assert queue.receive(block=False) == b"after"
 
 
 def test_timers_of_threads_that_exit_are_deleted(queue: SysVMQ) -> None:
