@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if SYSVMQ_LINUX
 #  include <pthread.h>
@@ -240,6 +241,37 @@ size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, cons
     c->used = 0;
     send_rest(c, flags);
     return c->done;
+}
+
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                          size_t count, size_t longest, double until)
+{
+    size_t i, limit = longest < c->room ? longest : c->room;
+    double now;
+
+    for (i = 0; i < count; i++)
+        if (lens[i] > limit)
+            break;
+    now = sysvmq_monotonic();
+    if (i < count || !(now >= 0 && now <= until)) {
+        /* Refused before any msgsnd: the state says nothing was done. */
+        c->op = SYSVMQ_SEND;
+        c->count = count;
+        c->done = 0;
+        c->used = 0;
+        c->err = 0;
+        return -1;
+    }
+    return (ssize_t)sysvmq_send_many(c, type, data, lens, count, IPC_NOWAIT);
+}
+
+double sysvmq_monotonic(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return -1.0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* The hot path: one message of any type, waiting for it. */

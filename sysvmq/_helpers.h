@@ -182,6 +182,14 @@ int sysvmq_sent(long long ticket);
 int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len);
 size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
                         size_t count, int flags);
+/* send_many's first crossing (IPC_NOWAIT) with the checks it would otherwise make in Python
+   first: -1, and nothing tried, if a text is longer than longest or than the msgbuf's room,
+   or if now (sysvmq_monotonic) is past until, when the reading of longest is stale; then
+   Python checks anew and calls sysvmq_send_many. Else what sysvmq_send_many returns. */
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                          size_t count, size_t longest, double until);
+/* CLOCK_MONOTONIC in seconds: the clock of every reading's "until" (-1.0 if it fails). */
+double sysvmq_monotonic(void);
 ssize_t sysvmq_rx(struct sysvmq_call *c);
 ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);

@@ -23,7 +23,6 @@ import errno
 import itertools
 import os
 import struct
-import time
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from ._args import (
@@ -129,6 +128,7 @@ _FAST_TIMEOUT = 1e9
 _FAST_INT_TIMEOUT = 1_000_000_000
 _c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
+_c_send_batch = lib.sysvmq_send_batch
 _c_receive_many = lib.sysvmq_receive_many
 _c_reset = lib.sysvmq_reset
 _RECEIVE = lib.SYSVMQ_RECEIVE
@@ -147,7 +147,6 @@ _array = array.array
 _bytes_len = bytes.__len__
 _memoryview = memoryview
 _LONG_SIZE = ffi.sizeof("long")
-_monotonic = time.monotonic
 # Message(data, type) for each pair, without Python's __new__ of a NamedTuple: half the cost on CPython.
 _new_tuple = tuple.__new__
 _repeat = itertools.repeat
@@ -840,14 +839,7 @@ class SysVMQ:
                 if borrowed is not None:
                     _release_buffer(borrowed)
                 return 0
-            # No message is longer than all of them together: most batches need no max().
-            nbytes = len(blob)
             cap = self._capacity
-            if _monotonic() > cap.until:
-                cap.refresh()
-            longest = nbytes if nbytes <= cap.longest else max(lens)  # at least the longest message
-            if longest > cap.longest:
-                self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
             calls = self._calls
             try:
                 call = calls.pop()
@@ -855,9 +847,19 @@ class SysVMQ:
                 call = self._pool.call()
             c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
             try:
-                if longest > call.room and max(lens) > call.room:
-                    call.grow(max(lens))
-                if _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT) == total:
+                # C checks every length against the reading and the state's room (and the reading's
+                # age) before it sends any, cheaper than max() here; it refuses (-1) if one fails.
+                n = _c_send_batch(c := call.c, t, blob, sizes, total, cap.longest, cap.until)
+                if n < 0:  # nothing sent: check here, saying which message, then send unchecked
+                    c = None
+                    cap.current()
+                    longest = max(lens)
+                    if longest > cap.longest:
+                        self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
+                    if longest > call.room:
+                        call.grow(longest)
+                    n = _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT)
+                if n == total:
                     queued = total
                     calls.append(call)
                     if borrowed is not None:

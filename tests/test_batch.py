@@ -311,3 +311,44 @@ def test_send_many_cuts_by_bytes_when_item_counts_of_odd_buffers_add_up(queue: S
     assert (len(empties) + len(four), memoryview(empties).nbytes + four.itemsize) == (4, 4)
     assert queue.send_many([empties, four]) == 2
     assert [m.data for m in drain(queue)] == [b"", b"ABCD"]
+
+
+# send_many's first crossing checks every length against the queue's limit and the call state's
+# room in C, and refuses (nothing sent) if one fails or the reading is stale: Python then checks
+# again, says which message, grows the state, refreshes the reading.
+
+
+@pytest.mark.parametrize("at", [0, 1, 5])
+def test_send_many_longer_than_the_state_grows_it_wherever_the_long_one_is(make_queue, at: int) -> None:  # type: ignore[no-untyped-def]
+    q = make_queue(buffer_size=4)  # states made with room for 4 bytes
+    batch = [b"ab"] * 6
+    batch[at] = b"y" * 1000
+    assert q.send_many(batch, 3) == 6
+    assert q.send_many(batch, 3) == 6  # again, with the grown state back in the pool
+    assert drain(SysVMQ.attach(q.id)) == [(m, 3) for m in batch] * 2  # a handle that receives them whole
+
+
+@pytest.mark.parametrize("at", [0, 2])
+def test_send_many_above_max_size_wherever_it_is_sends_nothing_and_says_which(queue: SysVMQ, at: int) -> None:
+    queue.update(max_size=100)
+    batch = [b"ok"] * 3
+    batch[at] = b"x" * 101
+    with pytest.raises(sysvmq.MessageTooLarge, match=rf"messages\[{at}\] of 101 bytes") as caught:
+        queue.send_many(batch)
+    assert caught.value.count == 0
+    assert queue.stats().count == 0
+
+
+def test_send_many_reads_a_stale_limit_anew(make_queue) -> None:  # type: ignore[no-untyped-def]
+    q = make_queue()
+    other = SysVMQ.attach(q.id)  # another handle, whose reading the update does not touch
+    assert other.send_many([b"x" * 200]) == 1
+    q.update(max_size=100)
+    other._capacity.until = -1.0  # type: ignore[attr-defined]  # as if a second had passed
+    with pytest.raises(sysvmq.MessageTooLarge, match=r"messages\[0\] of 200 bytes"):
+        other.send_many([b"x" * 200])
+    assert other._capacity.max_size == 100  # type: ignore[attr-defined]
+    assert [m.data for m in drain(q)] == [b"x" * 200]  # room again under the lowered max_size
+    other._capacity.until = -1.0  # type: ignore[attr-defined]
+    assert other.send_many([b"a", b"b"]) == 2  # a stale reading that still fits: sent after the refresh
+    assert [m.data for m in drain(q)] == [b"a", b"b"]
