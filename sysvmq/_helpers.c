@@ -243,17 +243,25 @@ size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, cons
     return c->done;
 }
 
-ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
-                          size_t count, size_t longest, double until)
+/* Whether send_many may send count texts without Python's checks: each no longer than
+   longest (the reading) nor than the msgbuf's room, and the reading not stale. */
+static int batch_fits(const struct sysvmq_call *c, const size_t *lens, size_t count, size_t longest,
+                      double until)
 {
     size_t i, limit = longest < c->room ? longest : c->room;
     double now;
 
     for (i = 0; i < count; i++)
         if (lens[i] > limit)
-            break;
+            return 0;
     now = sysvmq_monotonic();
-    if (i < count || !(now >= 0 && now <= until)) {
+    return now >= 0 && now <= until;
+}
+
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                          size_t count, size_t longest, double until)
+{
+    if (!batch_fits(c, lens, count, longest, until)) {
         /* Refused before any msgsnd: the state says nothing was done. */
         c->op = SYSVMQ_SEND;
         c->count = count;
@@ -263,6 +271,37 @@ ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, co
         return -1;
     }
     return (ssize_t)sysvmq_send_many(c, type, data, lens, count, IPC_NOWAIT);
+}
+
+ssize_t sysvmq_send_few(struct sysvmq_call *c, long type, size_t count, size_t longest, double until,
+                        const char *t0, size_t n0, const char *t1, size_t n1, const char *t2, size_t n2,
+                        const char *t3, size_t n3)
+{
+    const char *texts[SYSVMQ_FEW] = {t0, t1, t2, t3};
+    const size_t lens[SYSVMQ_FEW] = {n0, n1, n2, n3};
+    size_t n;
+
+    c->op = SYSVMQ_SEND;
+    c->mtype = type;
+    c->data = NULL;
+    c->lens = NULL;
+    c->count = count;
+    c->done = 0;
+    c->used = 0;
+    c->err = 0;
+    if (count > SYSVMQ_FEW || !batch_fits(c, lens, count, longest, until))
+        return -1; /* refused before any msgsnd: the state says nothing was done */
+    while (c->done < count) {
+        n = lens[c->done];
+        memcpy(c->mtext, texts[c->done], n);
+        if (msgsnd(c->msqid, &c->mtype, n, IPC_NOWAIT) < 0) {
+            c->err = errno;
+            break;
+        }
+        c->used += n;
+        c->done++;
+    }
+    return (ssize_t)c->done;
 }
 
 double sysvmq_monotonic(void)

@@ -90,6 +90,9 @@
 #define SYSVMQ_WATCH_IDLE 0   /* not asked to watch for linger_ns */
 #define SYSVMQ_WATCH_SLICE 1  /* still asked after slice_ns in the kernel: Python looks at its loop */
 
+/* sysvmq_send_few's texts at most: where a join's copy costs more than passing each text. */
+#define SYSVMQ_FEW 4
+
 /* receive_many's format needs this many bytes a message, and one more. */
 #define SYSVMQ_FMT_ITEM 22 /* the digits of a size_t, "s" */
 
@@ -188,6 +191,14 @@ size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, cons
    Python checks anew and calls sysvmq_send_many. Else what sysvmq_send_many returns. */
 ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
                           size_t count, size_t longest, double until);
+/* The same for up to SYSVMQ_FEW texts, each read where its bytes object holds it: no join,
+   one copy a text, as a single send makes. Unused slots: any pointer, length 0. Records its
+   progress as sysvmq_send_many does (used counts the bytes sent as if the texts were end to
+   end), but leaves data and lens NULL: before sysvmq_again, Python points them at the texts
+   joined and their lengths. */
+ssize_t sysvmq_send_few(struct sysvmq_call *c, long type, size_t count, size_t longest, double until,
+                        const char *t0, size_t n0, const char *t1, size_t n1, const char *t2, size_t n2,
+                        const char *t3, size_t n3);
 /* CLOCK_MONOTONIC in seconds: the clock of every reading's "until" (-1.0 if it fails). */
 double sysvmq_monotonic(void);
 ssize_t sysvmq_rx(struct sysvmq_call *c);

@@ -352,3 +352,45 @@ def test_send_many_reads_a_stale_limit_anew(make_queue) -> None:  # type: ignore
     other._capacity.until = -1.0  # type: ignore[attr-defined]
     assert other.send_many([b"a", b"b"]) == 2  # a stale reading that still fits: sent after the refresh
     assert [m.data for m in drain(q)] == [b"a", b"b"]
+
+
+# Up to SYSVMQ_FEW texts go to C each where its bytes object holds it (no join); more, or other
+# kinds of text, are joined first. Either way each message has its own text, in order, and a send
+# that stops at a full queue goes on with the right one, sending none twice.
+
+
+class _Bytes(bytes):
+    pass
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [b"abcd"],
+        [b"", b"abc", b"de"],
+        [b"a", b"", b"bc", b"def"],
+        [b"a", b"", b"bc", b"def", b"g"],
+        [_Bytes(b"xy"), b"z"],
+        [b"xy", _Bytes(b"z"), b"", b"w", b"v"],
+    ],
+    ids=lambda batch: "-".join(str(len(m)) for m in batch),
+)
+def test_send_many_cuts_few_and_many_texts_where_they_end(queue: SysVMQ, batch: List[bytes]) -> None:
+    assert queue.send_many(batch, 2) == len(batch)
+    assert drain(queue) == [(bytes(m), 2) for m in batch]
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_send_many_goes_on_where_a_full_queue_stopped_it(queue: SysVMQ, count: int) -> None:
+    queue.update(max_size=1500)  # one message at a time
+    messages = [bytes([65 + i]) * 1000 for i in range(count)]
+    assert queue.send_many(messages, block=False) == 1
+    got = [queue.receive()]
+    consumer = threading.Thread(target=lambda: got.extend(queue.receive(timeout=30) for _ in range(count)))
+    consumer.start()
+    assert queue.send_many(messages, 5) == count
+    consumer.join(30)
+    assert got == messages[:1] + messages
+    with pytest.raises(sysvmq.QueueFull, match=r"within 0\.05 s") as info:
+        queue.send_many([b"x" * 1000, *messages], timeout=0.05)
+    assert info.value.count == 1

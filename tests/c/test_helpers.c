@@ -401,12 +401,30 @@ static void test_progress(void)
     expect_next(5, LEN, LONG_MAX);
     expect_empty();
 
+    /* A few texts, each from where it is: the same progress, and again goes on from the
+       texts end to end once data and lens are pointed at them. */
+    n = sysvmq_send_few(c, 9, 2, LEN - 1, 1e300, data, LEN, data + LEN, LEN, NULL, 0, NULL, 0);
+    CHECK(n == -1 && c->done == 0 && c->used == 0, "send_few of a text above longest: %zd", n);
+    n = sysvmq_send_few(c, 9, 4, LEN, -1.0, data, LEN, data + LEN, LEN, data, 0, data, 0);
+    CHECK(n == -1 && c->done == 0, "send_few with a stale reading: %zd", n);
+    expect_empty();
+    n = sysvmq_send_few(c, 9, 4, LEN, 1e300, data, LEN, data + LEN, LEN, data + 2 * LEN, LEN, data + 3 * LEN, LEN);
+    CHECK(n == 3 && c->err == EAGAIN && c->used == 3 * LEN, "send_few into room for 3: %zd, used %zu", n, c->used);
+    expect_next(0, LEN, 9);
+    c->data = data;
+    c->lens = lens;
+    n = sysvmq_again(c, 1);
+    CHECK(n == 4 && c->done == 4 && c->err == 0, "again after send_few: %zd, done %zu", n, c->done);
+    for (i = 1; i < 4; i++)
+        expect_next(i, LEN, 9);
+    expect_empty();
+
     CHECK(sysvmq_send1(msqid, 5, data, LEN, 41) == 0 && sysvmq_sent(41) == 0, "send1 with ticket 41");
     CHECK(sysvmq_sent(42) == -1, "ticket 42 never ran");
     CHECK(sysvmq_send1(msqid, 0, data, 1, 43) == -1 && sysvmq_sent(43) == EINVAL, "send1 of type 0: EINVAL");
     expect_next(0, LEN, 5);
     free(c);
-    passed("progress and again", "send_many stops at a full queue (EAGAIN) and resumes; send1 tickets");
+    passed("progress and again", "send_many and send_few stop at a full queue (EAGAIN) and resume; send1 tickets");
 }
 
 int main(void)
