@@ -123,7 +123,8 @@ static ssize_t receive_batch(struct sysvmq_call *c, int flags)
     char *fmt = c->fmt, *at;
     long saved;
     ssize_t n;
-    int f;
+    size_t i;
+    int f, same = 1;
 
     c->err = 0;
     while (c->done < c->count && c->used + c->maxlen <= c->size) {
@@ -147,14 +148,22 @@ static ssize_t receive_batch(struct sysvmq_call *c, int flags)
             c->err = errno;
             break;
         }
-        c->sizes[c->done] = (size_t)n;
+        if (c->sizes[c->done] != (size_t)n) {
+            same = 0;
+            c->sizes[c->done] = (size_t)n;
+        }
         c->used += (size_t)n;
         c->done++;
-        if (c->fmt != NULL)
-            fmt = put_item(fmt, (size_t)n);
     }
-    if (c->fmt != NULL)
+    /* A batch of the sizes of the last one (a stream of one kind of message) keeps its format:
+       no digits to write, and Python may keep the struct it made from it (fmt_gen). */
+    if (fmt != NULL && !(same && c->done == c->fmt_count && c->fmt_gen != 0)) {
+        for (i = 0; i < c->done; i++)
+            fmt = put_item(fmt, c->sizes[i]);
         *fmt = '\0';
+        c->fmt_count = c->done;
+        c->fmt_gen++;
+    }
     return c->done ? (ssize_t)c->done : -1;
 }
 

@@ -145,7 +145,11 @@ struct sysvmq_call {
     size_t *sizes;          /* receive_many: each text's length, filled in */
     long *types;            /* receive_many: each message's type, filled in */
     char *fmt;              /* receive_many: a struct module format that cuts the texts
-                               apart ("16s3s..."), filled in, or NULL */
+                               apart ("16s3s..."), filled in (left as it is if it already
+                               says so: see fmt_gen), or NULL */
+    size_t fmt_count;       /* receive_many: the messages fmt describes (sizes[0..fmt_count)) */
+    long fmt_gen;           /* receive_many: counts the times fmt was written anew; a crossing
+                               that took as many texts of the same sizes leaves it as it was */
     size_t one;             /* a single send's length: lens points here */
 
     /* What it did, written before every return. */

@@ -1047,7 +1047,10 @@ class SysVMQ:
                             m, n = None, -2
                         if n > 0:  # all asked for, or all there were: C stops at nothing else here
                             types = b.rawtypes[: n * _LONG_SIZE]  # one copy, for received should an exception come
-                            result = list(_split(b, n) if b.fmt is None else _unpack_from(_string(b.fmt), b.view))
+                            if b.fmt is None:
+                                result = _split(b, n)
+                            else:  # the struct of the last batch's format, if this one has the same
+                                result = list((b.cut if b.gen[0] == b.seen else b.cutter())(b.view))
                             batches.append(b)
                             return result
                     except BaseException as exc:
@@ -1097,10 +1100,11 @@ class SysVMQ:
                         except OverflowError:  # a type beyond C long: the general path says so
                             m, n = None, -2
                         if n > 0:  # all asked for, or all there were: C stops at nothing else here
-                            result = _messages(
-                                _split(b, n) if b.fmt is None else _unpack_from(_string(b.fmt), b.view),
-                                b.types[:n].tolist(),
-                            )
+                            if b.fmt is None:
+                                texts = _split(b, n)
+                            else:  # the struct of the last batch's format, if this one has the same
+                                texts = (b.cut if b.gen[0] == b.seen else b.cutter())(b.view)
+                            result = _messages(texts, b.types[:n].tolist())
                             batches.append(b)
                             return result
                     except BaseException as exc:

@@ -394,3 +394,19 @@ def test_send_many_goes_on_where_a_full_queue_stopped_it(queue: SysVMQ, count: i
     with pytest.raises(sysvmq.QueueFull, match=r"within 0\.05 s") as info:
         queue.send_many([b"x" * 1000, *messages], timeout=0.05)
     assert info.value.count == 1
+
+
+# receive_many's format (CPython) is written anew only when a batch's sizes or count differ from
+# the last one's, and the struct made from it is kept until then: each batch is still cut by its own.
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["receive_many", "receive_many_messages"])
+def test_receive_many_cuts_each_batch_by_its_own_sizes(queue: SysVMQ, typed: bool) -> None:
+    receive = queue.receive_many_messages if typed else queue.receive_many
+    batches = [[3, 5], [3, 5], [5, 3], [5, 3, 1], [5, 3], [4, 4], [4, 4], [0], [0, 0], [4, 4]]
+    for i, sizes in enumerate(batches):
+        batch = [bytes([97 + k]) * size for k, size in enumerate(sizes)]
+        queue.send_many(batch, i + 1)
+        # Every other batch through the general path (a timeout), which writes the format as well.
+        got = receive(len(sizes), timeout=5) if i % 3 == 2 else receive(len(sizes))
+        assert got == ([Message(m, i + 1) for m in batch] if typed else batch)

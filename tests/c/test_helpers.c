@@ -222,6 +222,37 @@ static void test_layout(void)
             free(a.mem);
         }
     }
+    {
+        /* As many texts of the sizes of the last batch: the format stands, and fmt_gen says so;
+           another count or another size writes it anew. */
+        struct area a = new_area(0, total + MAXLEN);
+        long gen = c->fmt_gen;
+
+        batch_call(c, &a, sizes, types, fmt);
+        for (i = 0; i < COUNT; i++)
+            send_text(i, len[i], type[i]);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        CHECK(n == COUNT && c->fmt_gen == gen && strcmp(fmt, expect_fmt) == 0, "the same batch again: gen %ld, was %ld",
+              c->fmt_gen, gen);
+        send_text(0, len[0], 1);
+        send_text(1, len[1], 1);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        sprintf(expect_fmt, "%zus%zus", len[0], len[1]);
+        CHECK(n == 2 && c->fmt_gen == gen + 1 && strcmp(fmt, expect_fmt) == 0, "two of them: gen %ld, format %s",
+              c->fmt_gen, fmt);
+        send_text(0, len[0], 1);
+        send_text(1, len[1], 1);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        CHECK(n == 2 && c->fmt_gen == gen + 1 && strcmp(fmt, expect_fmt) == 0, "the two again: gen %ld", c->fmt_gen);
+        send_text(0, len[0], 1);
+        send_text(1, len[1] + 1, 1);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        sprintf(expect_fmt, "%zus%zus", len[0], len[1] + 1);
+        CHECK(n == 2 && c->fmt_gen == gen + 2 && strcmp(fmt, expect_fmt) == 0, "one size more: gen %ld, format %s",
+              c->fmt_gen, fmt);
+        expect_empty();
+        free(a.mem);
+    }
     free(c);
     printf("ok  %-26s %zu offsets x %d texts of 0..%d bytes (%zu bytes), types up to %ld, with and without a format\n",
            "layout at every alignment", 2 * LONG_BYTES, COUNT, COUNT - 1, total, LONG_MAX);
