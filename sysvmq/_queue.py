@@ -792,7 +792,8 @@ class SysVMQ:
                 iterator: what was not sent must still be in the caller's hands.
                 With ``lengths``: one C-contiguous buffer holding the texts end
                 to end, which is not copied before C copies each text into the
-                message buffer msgsnd reads (the list form is joined first).
+                message buffer msgsnd reads (the list form is joined first,
+                unless it is up to four bytes, which C reads where they are).
             lengths: the length of each text in ``messages``, in bytes; they
                 must add up to its size.
 
@@ -832,22 +833,11 @@ class SysVMQ:
                         call = calls.pop()
                     except IndexError:
                         call = self._pool.call()
+                    n0, n1, n2, n3 = len(t0), len(t1), len(t2), len(t3)  # no call after c is bound
                     c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
                     try:
                         n = _c_send_few(
-                            c := call.c,
-                            type,
-                            total,
-                            cap.longest,
-                            cap.until,
-                            t0,
-                            len(t0),
-                            t1,
-                            len(t1),
-                            t2,
-                            len(t2),
-                            t3,
-                            len(t3),
+                            c := call.c, type, total, cap.longest, cap.until, t0, n0, t1, n1, t2, n2, t3, n3
                         )
                         if n == total:
                             queued = total
