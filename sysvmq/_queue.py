@@ -1037,10 +1037,10 @@ class SysVMQ:
                             m, n = None, -2
                         if n > 0:  # all asked for, or all there were: C stops at nothing else here
                             types = b.rawtypes[: n * _LONG_SIZE]  # one copy, for received should an exception come
-                            if b.fmt is None:
-                                result = _split(b, n)
-                            else:  # the struct of the last batch's format, if this one has the same
+                            if n <= b.cut_most:  # the struct of the last batch's format, if this one has the same
                                 result = list((b.cut if b.gen[0] == b.seen else b.cutter())(b.view))
+                            else:
+                                result = _split(b, n)
                             batches.append(b)
                             return result
                     except BaseException as exc:
@@ -1090,10 +1090,10 @@ class SysVMQ:
                         except OverflowError:  # a type beyond C long: the general path says so
                             m, n = None, -2
                         if n > 0:  # all asked for, or all there were: C stops at nothing else here
-                            if b.fmt is None:
-                                texts = _split(b, n)
-                            else:  # the struct of the last batch's format, if this one has the same
+                            if n <= b.cut_most:  # the struct of the last batch's format, if this one has the same
                                 texts = (b.cut if b.gen[0] == b.seen else b.cutter())(b.view)
+                            else:
+                                texts = _split(b, n)
                             result = _messages(texts, b.types[:n].tolist())
                             batches.append(b)
                             return result
