@@ -282,9 +282,9 @@ ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, co
     return (ssize_t)sysvmq_send_many(c, type, data, lens, count, IPC_NOWAIT);
 }
 
-ssize_t sysvmq_send_few(struct sysvmq_call *c, long type, size_t count, size_t longest, double until,
-                        const char *t0, size_t n0, const char *t1, size_t n1, const char *t2, size_t n2,
-                        const char *t3, size_t n3)
+ssize_t sysvmq_send_few(long type, size_t count, size_t longest, double until, const char *t0, size_t n0,
+                        const char *t1, size_t n1, const char *t2, size_t n2, const char *t3, size_t n3,
+                        struct sysvmq_call *c)
 {
     const char *texts[SYSVMQ_FEW] = {t0, t1, t2, t3};
     const size_t lens[SYSVMQ_FEW] = {n0, n1, n2, n3};

@@ -199,10 +199,11 @@ ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, co
    one copy a text, as a single send makes. Unused slots: any pointer, length 0. Records its
    progress as sysvmq_send_many does (used counts the bytes sent as if the texts were end to
    end), but leaves data and lens NULL: before sysvmq_again, Python points them at the texts
-   joined and their lengths. */
-ssize_t sysvmq_send_few(struct sysvmq_call *c, long type, size_t count, size_t longest, double until,
-                        const char *t0, size_t n0, const char *t1, size_t n1, const char *t2, size_t n2,
-                        const char *t3, size_t n3);
+   joined and their lengths. The state comes last: Python binds it as the crossing's last
+   operand, after the len() of each text, where no signal handler can run before C. */
+ssize_t sysvmq_send_few(long type, size_t count, size_t longest, double until, const char *t0, size_t n0,
+                        const char *t1, size_t n1, const char *t2, size_t n2, const char *t3, size_t n3,
+                        struct sysvmq_call *c);
 /* CLOCK_MONOTONIC in seconds: the clock of every reading's "until" (-1.0 if it fails). */
 double sysvmq_monotonic(void);
 ssize_t sysvmq_rx(struct sysvmq_call *c);

@@ -833,11 +833,23 @@ class SysVMQ:
                         call = calls.pop()
                     except IndexError:
                         call = self._pool.call()
-                    n0, n1, n2, n3 = len(t0), len(t1), len(t2), len(t3)  # no call after c is bound
                     c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
                     try:
+                        # c comes last, after the len() calls: a handler may run at a call.
                         n = _c_send_few(
-                            c := call.c, type, total, cap.longest, cap.until, t0, n0, t1, n1, t2, n2, t3, n3
+                            type,
+                            total,
+                            cap.longest,
+                            cap.until,
+                            t0,
+                            len(t0),
+                            t1,
+                            len(t1),
+                            t2,
+                            len(t2),
+                            t3,
+                            len(t3),
+                            c := call.c,
                         )
                         if n == total:
                             queued = total

@@ -434,12 +434,12 @@ static void test_progress(void)
 
     /* A few texts, each from where it is: the same progress, and again goes on from the
        texts end to end once data and lens are pointed at them. */
-    n = sysvmq_send_few(c, 9, 2, LEN - 1, 1e300, data, LEN, data + LEN, LEN, NULL, 0, NULL, 0);
+    n = sysvmq_send_few(9, 2, LEN - 1, 1e300, data, LEN, data + LEN, LEN, NULL, 0, NULL, 0, c);
     CHECK(n == -1 && c->done == 0 && c->used == 0, "send_few of a text above longest: %zd", n);
-    n = sysvmq_send_few(c, 9, 4, LEN, -1.0, data, LEN, data + LEN, LEN, data, 0, data, 0);
+    n = sysvmq_send_few(9, 4, LEN, -1.0, data, LEN, data + LEN, LEN, data, 0, data, 0, c);
     CHECK(n == -1 && c->done == 0, "send_few with a stale reading: %zd", n);
     expect_empty();
-    n = sysvmq_send_few(c, 9, 4, LEN, 1e300, data, LEN, data + LEN, LEN, data + 2 * LEN, LEN, data + 3 * LEN, LEN);
+    n = sysvmq_send_few(9, 4, LEN, 1e300, data, LEN, data + LEN, LEN, data + 2 * LEN, LEN, data + 3 * LEN, LEN, c);
     CHECK(n == 3 && c->err == EAGAIN && c->used == 3 * LEN, "send_few into room for 3: %zd, used %zu", n, c->used);
     expect_next(0, LEN, 9);
     c->data = data;
