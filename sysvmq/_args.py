@@ -272,9 +272,9 @@ def message_arg(message: object, name: str = "message") -> Any:
 def pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
     """The messages end to end in one bytes, and each one's length; TypeError names a bad one.
 
-    send_many tries b"".join and len() first: when the lengths add up to the
-    joined size, every message was bytes-like with one-byte items (len()
-    counts items, so array('i') would differ) and this is not called.
+    send_many's fast paths take a list of bytes as it is (len() counts a bytes
+    object's bytes, but another buffer's items: array('i') would differ); this
+    is for every other sequence, and for lists that hold anything but bytes.
     """
     texts = []
     for i, m in enumerate(messages):

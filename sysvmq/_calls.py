@@ -8,10 +8,11 @@ that raises and costs Python the return value.
 """
 
 import platform
+import struct
 import sys
 import threading
 from collections import deque
-from typing import Any, Deque, List
+from typing import Any, Callable, Deque, List, Tuple
 
 from ._ffi import HEADROOM, ffi, lib, new
 
@@ -25,11 +26,12 @@ BATCH_WANTED = 64  # the least a batch state is made for: most calls ask for up 
 BATCH_BYTES = 1 << 20  # room for texts in one crossing, at most (and at least one message)
 
 _LONG = ffi.sizeof("long")
-_NULL = ffi.NULL
 PYPY = platform.python_implementation() == "PyPy"
 # Signal handlers may run between any two bytecodes, not only at calls and backward jumps.
 ANYWHERE = PYPY or sys.version_info < (3, 11)
 _reset = lib.sysvmq_reset
+_Struct = struct.Struct
+_NO_CUT = _Struct("").unpack_from
 # PyPy's cffi, making this variable-size struct from a dict in several threads at once, now and
 # then fails with "expected integer, got dict object": one thread at a time (states are pooled,
 # so few are made).
@@ -74,23 +76,48 @@ class Batch:
         fmt: the format's buffer, for ``ffi.string``; None on PyPy, whose JIT
             cannot specialise struct.unpack_from for a format it sees once: there
             ``split`` cuts the texts apart by ``c.sizes``.
+        cut_most: the most texts the fast paths cut with ``cut``; more, ``split`` cuts.
+            All on CPython; SYSVMQ_FEW on PyPy, where the struct kept for a stream of
+            one size beats ``split``'s loop (a loop of two costs a trace exit) but
+            not for long batches.
         capacity: the most messages one crossing takes.
         sure: the most one crossing is sure to take, whatever their lengths
             (at most ``capacity``, and as many as ``buffer_size`` fills the area with).
         c: ``call.c``, one attribute nearer.
         types: ``c.types`` as a memoryview of C long, for ``tolist``.
         rawtypes: ``c.types`` as a cffi buffer: slicing it snapshots them in one copy.
+        gen: ``c.fmt_gen`` as a one-item memoryview of C long: it changes when C writes a new format.
+        seen, cut: the ``gen`` that ``cut`` was made at, and the ``unpack_from`` of a
+            ``struct.Struct`` of that format (see ``cutter``).
     """
 
-    __slots__ = ("call", "view", "fmt", "capacity", "sure", "c", "types", "rawtypes", "_keep")
+    __slots__ = (
+        "call",
+        "view",
+        "fmt",
+        "capacity",
+        "sure",
+        "c",
+        "types",
+        "rawtypes",
+        "gen",
+        "seen",
+        "cut",
+        "cut_most",
+        "_format",
+        "_keep",
+    )
 
     def __init__(self, msqid: int, maxlen: int, capacity: int) -> None:
         self.call = call = Call(msqid, maxlen, 0)
         room = max(maxlen, min(capacity * maxlen, BATCH_BYTES), 1)
         out = new("char[]", HEADROOM + room)
         texts = out + HEADROOM  # msgrcv puts each type just before its text
-        fmt = _NULL if PYPY else new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
+        # C writes the format on every interpreter (only when a batch's sizes change): PyPy cuts
+        # few texts with it, through cut, and leaves the general path to split.
+        self._format = fmt = new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
         self.fmt = None if PYPY else fmt
+        self.cut_most = lib.SYSVMQ_FEW if PYPY else capacity
         sizes = new("size_t[]", capacity)
         types = new("long[]", capacity)
         c = call.c
@@ -101,7 +128,20 @@ class Batch:
         self.c = c
         self.rawtypes = ffi.buffer(types, capacity * _LONG)
         self.types = memoryview(self.rawtypes).cast("l")
+        self.gen = memoryview(ffi.buffer(ffi.addressof(c[0], "fmt_gen"), _LONG)).cast("l")
+        self.seen = -1  # C counts from 0: the first crossing's format is new
+        self.cut: Callable[[Any], Tuple[bytes, ...]] = _NO_CUT
         self._keep = (out, sizes, types)  # the C memory c points to lives as long as this
+
+    def cutter(self) -> Callable[[Any], Tuple[bytes, ...]]:
+        """What cuts ``view`` into the last crossing's texts: ``cut`` if the format is the one
+        it was made from, else one made anew. A stream of messages of one size has one format: the
+        struct is made once, not looked up by the format's text every batch."""
+        gen = self.gen[0]
+        if gen != self.seen:
+            self.cut = _Struct(ffi.string(self._format)).unpack_from
+            self.seen = gen
+        return self.cut
 
 
 def split(b: Batch, n: int) -> List[bytes]:

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if SYSVMQ_LINUX
 #  include <pthread.h>
@@ -122,7 +123,8 @@ static ssize_t receive_batch(struct sysvmq_call *c, int flags)
     char *fmt = c->fmt, *at;
     long saved;
     ssize_t n;
-    int f;
+    size_t i;
+    int f, same = 1;
 
     c->err = 0;
     while (c->done < c->count && c->used + c->maxlen <= c->size) {
@@ -146,14 +148,22 @@ static ssize_t receive_batch(struct sysvmq_call *c, int flags)
             c->err = errno;
             break;
         }
-        c->sizes[c->done] = (size_t)n;
+        if (c->sizes[c->done] != (size_t)n) {
+            same = 0;
+            c->sizes[c->done] = (size_t)n;
+        }
         c->used += (size_t)n;
         c->done++;
-        if (c->fmt != NULL)
-            fmt = put_item(fmt, (size_t)n);
     }
-    if (c->fmt != NULL)
+    /* A batch of the sizes of the last one (a stream of one kind of message) keeps its format:
+       no digits to write, and Python may keep the struct it made from it (fmt_gen). */
+    if (fmt != NULL && !(same && c->done == c->fmt_count && c->fmt_gen != 0)) {
+        for (i = 0; i < c->done; i++)
+            fmt = put_item(fmt, c->sizes[i]);
         *fmt = '\0';
+        c->fmt_count = c->done;
+        c->fmt_gen++;
+    }
     return c->done ? (ssize_t)c->done : -1;
 }
 
@@ -240,6 +250,76 @@ size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, cons
     c->used = 0;
     send_rest(c, flags);
     return c->done;
+}
+
+/* Whether send_many may send count texts without Python's checks: each no longer than
+   longest (the reading) nor than the msgbuf's room, and the reading not stale. */
+static int batch_fits(const struct sysvmq_call *c, const size_t *lens, size_t count, size_t longest,
+                      double until)
+{
+    size_t i, limit = longest < c->room ? longest : c->room;
+    double now;
+
+    for (i = 0; i < count; i++)
+        if (lens[i] > limit)
+            return 0;
+    now = sysvmq_monotonic();
+    return now >= 0 && now <= until;
+}
+
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                          size_t count, size_t longest, double until)
+{
+    if (!batch_fits(c, lens, count, longest, until)) {
+        /* Refused before any msgsnd: the state says nothing was done. */
+        c->op = SYSVMQ_SEND;
+        c->count = count;
+        c->done = 0;
+        c->used = 0;
+        c->err = 0;
+        return -1;
+    }
+    return (ssize_t)sysvmq_send_many(c, type, data, lens, count, IPC_NOWAIT);
+}
+
+ssize_t sysvmq_send_few(long type, size_t count, size_t longest, double until, const char *t0, size_t n0,
+                        const char *t1, size_t n1, const char *t2, size_t n2, const char *t3, size_t n3,
+                        struct sysvmq_call *c)
+{
+    const char *texts[SYSVMQ_FEW] = {t0, t1, t2, t3};
+    const size_t lens[SYSVMQ_FEW] = {n0, n1, n2, n3};
+    size_t n;
+
+    c->op = SYSVMQ_SEND;
+    c->mtype = type;
+    c->data = NULL;
+    c->lens = NULL;
+    c->count = count;
+    c->done = 0;
+    c->used = 0;
+    c->err = 0;
+    if (count > SYSVMQ_FEW || !batch_fits(c, lens, count, longest, until))
+        return -1; /* refused before any msgsnd: the state says nothing was done */
+    while (c->done < count) {
+        n = lens[c->done];
+        memcpy(c->mtext, texts[c->done], n);
+        if (msgsnd(c->msqid, &c->mtype, n, IPC_NOWAIT) < 0) {
+            c->err = errno;
+            break;
+        }
+        c->used += n;
+        c->done++;
+    }
+    return (ssize_t)c->done;
+}
+
+double sysvmq_monotonic(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return -1.0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* The hot path: one message of any type, waiting for it. */

@@ -90,6 +90,9 @@
 #define SYSVMQ_WATCH_IDLE 0   /* not asked to watch for linger_ns */
 #define SYSVMQ_WATCH_SLICE 1  /* still asked after slice_ns in the kernel: Python looks at its loop */
 
+/* sysvmq_send_few's texts at most: where a join's copy costs more than passing each text. */
+#define SYSVMQ_FEW 4
+
 /* receive_many's format needs this many bytes a message, and one more. */
 #define SYSVMQ_FMT_ITEM 22 /* the digits of a size_t, "s" */
 
@@ -142,7 +145,11 @@ struct sysvmq_call {
     size_t *sizes;          /* receive_many: each text's length, filled in */
     long *types;            /* receive_many: each message's type, filled in */
     char *fmt;              /* receive_many: a struct module format that cuts the texts
-                               apart ("16s3s..."), filled in, or NULL */
+                               apart ("16s3s..."), filled in (left as it is if it already
+                               says so: see fmt_gen), or NULL */
+    size_t fmt_count;       /* receive_many: the messages fmt describes (sizes[0..fmt_count)) */
+    long fmt_gen;           /* receive_many: counts the times fmt was written anew; a crossing
+                               that took as many texts of the same sizes leaves it as it was */
     size_t one;             /* a single send's length: lens points here */
 
     /* What it did, written before every return. */
@@ -182,6 +189,23 @@ int sysvmq_sent(long long ticket);
 int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len);
 size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
                         size_t count, int flags);
+/* send_many's first crossing (IPC_NOWAIT) with the checks it would otherwise make in Python
+   first: -1, and nothing tried, if a text is longer than longest or than the msgbuf's room,
+   or if now (sysvmq_monotonic) is past until, when the reading of longest is stale; then
+   Python checks anew and calls sysvmq_send_many. Else what sysvmq_send_many returns. */
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
+                          size_t count, size_t longest, double until);
+/* The same for up to SYSVMQ_FEW texts, each read where its bytes object holds it: no join,
+   one copy a text, as a single send makes. Unused slots: any pointer, length 0. Records its
+   progress as sysvmq_send_many does (used counts the bytes sent as if the texts were end to
+   end), but leaves data and lens NULL: before sysvmq_again, Python points them at the texts
+   joined and their lengths. The state comes last: Python binds it as the crossing's last
+   operand, after the len() of each text, where no signal handler can run before C. */
+ssize_t sysvmq_send_few(long type, size_t count, size_t longest, double until, const char *t0, size_t n0,
+                        const char *t1, size_t n1, const char *t2, size_t n2, const char *t3, size_t n3,
+                        struct sysvmq_call *c);
+/* CLOCK_MONOTONIC in seconds: the clock of every reading's "until" (-1.0 if it fails). */
+double sysvmq_monotonic(void);
 ssize_t sysvmq_rx(struct sysvmq_call *c);
 ssize_t sysvmq_rx_type(struct sysvmq_call *c, long type);
 ssize_t sysvmq_rx_into(struct sysvmq_call *c, char *dest, size_t len, long type);

@@ -6,7 +6,6 @@ max_size) are cached here, with how long each is trusted.
 
 import errno
 import os
-import time
 import weakref
 from typing import Any, List, Optional, Tuple, Union
 
@@ -56,7 +55,8 @@ FALLBACK_MSGMAX = 8192
 # trusted. A send refused on a reading reads anew before it says so.
 READING_TTL = 1.0
 
-_monotonic = time.monotonic
+# A reading's clock is C's: send_many's first crossing tells in C whether the reading is stale.
+_monotonic = lib.sysvmq_monotonic
 
 
 def _msginfo(cmd: int, name: str, available: bool) -> Tuple[int, Any]:

@@ -20,10 +20,10 @@ nothing is called between that and the return.
 
 import array
 import errno
+import functools
 import itertools
 import os
 import struct
-import time
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from ._args import (
@@ -129,6 +129,11 @@ _FAST_TIMEOUT = 1e9
 _FAST_INT_TIMEOUT = 1_000_000_000
 _c_receive = lib.sysvmq_receive
 _c_send_many = lib.sysvmq_send_many
+_c_send_batch = lib.sysvmq_send_batch
+_c_send_few = lib.sysvmq_send_few
+_FEW = lib.SYSVMQ_FEW
+_PADS = [[b""] * (_FEW - k) for k in range(_FEW + 1)]  # send_many's texts padded to _FEW
+_NOT_FEW = (None,) * _FEW
 _c_receive_many = lib.sysvmq_receive_many
 _c_reset = lib.sysvmq_reset
 _RECEIVE = lib.SYSVMQ_RECEIVE
@@ -144,13 +149,13 @@ _release_buffer = ffi.release
 _CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would parse the string on every call
 _SIZES = ffi.typeof("size_t[]")
 _array = array.array
-_bytes_len = bytes.__len__
 _memoryview = memoryview
 _LONG_SIZE = ffi.sizeof("long")
-_monotonic = time.monotonic
 # Message(data, type) for each pair, without Python's __new__ of a NamedTuple: half the cost on CPython.
 _new_tuple = tuple.__new__
 _repeat = itertools.repeat
+_isinstance = isinstance
+_partial = functools.partial
 
 
 def _messages(texts: Sequence[bytes], types: List[int]) -> List[Message]:
@@ -819,7 +824,8 @@ class SysVMQ:
                 iterator: what was not sent must still be in the caller's hands.
                 With ``lengths``: one C-contiguous buffer holding the texts end
                 to end, which is not copied before C copies each text into the
-                message buffer msgsnd reads (the list form is joined first).
+                message buffer msgsnd reads (the list form is joined first,
+                unless it is up to four bytes, which C reads where they are).
             lengths: the length of each text in ``messages``, in bytes; they
                 must add up to its size.
 
@@ -836,23 +842,107 @@ class SysVMQ:
         carries ``count``: how many were queued, so that
         ``messages[exc.count:]`` (or ``lengths[exc.count:]``) is what was not.
         """
-        # Exact ints, no timeout, a list of bytes: checked inline, since a
-        # batch of two 8 KiB messages must not pay more in Python than in C.
-        t = type if type.__class__ is int and 0 < type <= LONG_MAX else send_type_arg(type)
+        # The fast path: a list of bytes, an exact int type, no timeout, no lengths; checked inline,
+        # since a batch of two 8 KiB messages must not pay more in Python than in C. Up to
+        # SYSVMQ_FEW texts go to C each where it is (a join would copy them all once more).
+        if (
+            messages.__class__ is list
+            and lengths is None
+            and timeout is None
+            and (type is _ONE or (type.__class__ is int and 0 < type <= LONG_MAX))
+        ):
+            total = len(messages)
+            if total <= _FEW:
+                # A copy padded to SYSVMQ_FEW: what the caller's list says after this, C does not see.
+                m = messages + _PADS[total]
+                t0, t1, t2, t3 = m if len(m) == _FEW else _NOT_FEW  # not if another thread grew the list
+                if t0.__class__ is bytes and t1.__class__ is bytes and t2.__class__ is bytes and t3.__class__ is bytes:
+                    if not total:
+                        return 0
+                    cap = self._capacity
+                    calls = self._calls
+                    try:
+                        call = calls.pop()
+                    except IndexError:
+                        call = self._pool.call()
+                    c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
+                    try:
+                        # c comes last, after the len() calls: a handler may run at a call.
+                        n = _c_send_few(
+                            type,
+                            total,
+                            cap.longest,
+                            cap.until,
+                            t0,
+                            len(t0),
+                            t1,
+                            len(t1),
+                            t2,
+                            len(t2),
+                            t3,
+                            len(t3),
+                            c := call.c,
+                        )
+                        if n == total:
+                            queued = total
+                            calls.append(call)
+                            return total
+                        texts = m[:total]
+                        blob = b"".join(texts)
+                        lens = _array(SIZE_T, map(len, texts))
+                        queued = self._send_rest(call, n, type, blob, lens, None, not block, None)
+                        self._pool.give_back(call)
+                        return queued
+                    except BaseException as exc:
+                        if queued is not None:  # the call may be back in the pool: leave it there
+                            carry_count(exc, queued)
+                        else:
+                            carry_count(exc, 0 if c is None else call.c.done)
+                            self._pool.give_back(call)
+                        raise
+            # isinstance is exact for bytes and their subclasses, whose len() counts bytes: len() of
+            # another buffer counts its items, and two odd buffers' counts can still add up.
+            elif all(map(_isinstance, messages, _repeat(bytes))):
+                lens = _array(SIZE_T, map(len, messages))
+                blob = b"".join(messages)
+                sizes = _from_buffer(_SIZES, lens)
+                cap = self._capacity
+                calls = self._calls
+                try:
+                    call = calls.pop()
+                except IndexError:
+                    call = self._pool.call()
+                c = queued = None
+                try:
+                    n = _c_send_batch(c := call.c, type, blob, sizes, total, cap.longest, cap.until)
+                    if n == total:
+                        queued = total
+                        calls.append(call)
+                        return total
+                    queued = self._send_rest(call, n, type, blob, lens, sizes, not block, None)
+                    self._pool.give_back(call)
+                    return queued
+                except BaseException as exc:
+                    if queued is not None:
+                        carry_count(exc, queued)
+                    else:
+                        carry_count(exc, 0 if c is None else call.c.done)
+                        self._pool.give_back(call)
+                    raise
+        return self._send_many(messages, type, block, timeout, lengths)
+
+    def _send_many(self, messages: Any, type: Any, block: bool, timeout: Any, lengths: Any) -> int:
+        """send_many in full: other sequences and types, buffers, a timeout, one buffer and its lengths."""
+        t = send_type_arg(type)
         nowait = not block
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         borrowed = None
         if lengths is None:
-            if messages.__class__ is not list:
-                messages_arg(messages)
-            try:
-                # bytes.__len__ takes bytes alone (anything else raises TypeError: pack() below) and
-                # counts bytes; len() counts a buffer's items, and two odd buffers can still add up.
-                lens = _array(SIZE_T, map(_bytes_len, messages))
-            except TypeError:
-                blob, lens = pack(messages)
+            if messages.__class__ is list and all(map(_isinstance, messages, _repeat(bytes))):
+                blob, lens = b"".join(messages), _array(SIZE_T, map(len, messages))
             else:
-                blob = b"".join(messages)  # type: ignore[arg-type]  # all bytes: their lengths said so
+                messages_arg(messages)
+                blob, lens = pack(messages)
             sizes = _from_buffer(_SIZES, lens)
         else:  # the texts end to end in one buffer: borrowed, not copied
             if isinstance(messages, (str, list, tuple)):
@@ -872,41 +962,16 @@ class SysVMQ:
                 if borrowed is not None:
                     _release_buffer(borrowed)
                 return 0
-            # No message is longer than all of them together: most batches need no max().
-            nbytes = len(blob)
             cap = self._capacity
-            if _monotonic() > cap.until:
-                cap.refresh()
-            longest = nbytes if nbytes <= cap.longest else max(lens)  # at least the longest message
-            if longest > cap.longest:
-                self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
-            calls = self._calls
-            try:
-                call = calls.pop()
-            except IndexError:
-                call = self._pool.call()
+            call = self._pool.call()
             c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
             try:
-                if longest > call.room and max(lens) > call.room:
-                    call.grow(max(lens))
-                if _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT) == total:
-                    queued = total
-                    calls.append(call)
-                    if borrowed is not None:
-                        _release_buffer(borrowed)
-                    return total
-                # sysvmq_again reads the texts again: give it a pointer that lasts (see data in _helpers.h).
-                c.data = keep = blob if borrowed is not None else _from_buffer(_CHARS, blob)
-                err = finish(call, c.err, nowait, deadline_of(wait), lambda: self._check_rest(call, lens))
-                del keep
-                queued = done = int(c.done)
-                if err and not (err == _EAGAIN and nowait and done):
-                    queued = None
-                    raise self._send_error(err, lens[c.done], wait)
+                n = _c_send_batch(c := call.c, t, blob, sizes, total, cap.longest, cap.until)
+                queued = total if n == total else self._send_rest(call, n, t, blob, lens, sizes, nowait, wait)
                 self._pool.give_back(call)
                 if borrowed is not None:
                     _release_buffer(borrowed)
-                return done
+                return queued
             except BaseException as exc:
                 if queued is not None:  # the call may be back in the pool: leave it there
                     carry_count(exc, queued)
@@ -918,6 +983,48 @@ class SysVMQ:
             if borrowed is not None:
                 _release_buffer(borrowed)
             raise
+
+    def _send_rest(
+        self,
+        call: Call,
+        n: int,
+        t: int,
+        blob: Any,
+        lens: "array.array[int]",
+        sizes: Any,
+        nowait: bool,
+        wait: Optional[float],
+    ) -> int:
+        """send_many after a first crossing that did not queue every text: how many it queued in the end.
+
+        ``n`` is what the crossing returned: -1 if it refused (a text too long by the reading or
+        for the state's room, or the reading stale), else how many it queued. ``blob`` holds the
+        texts end to end, ``lens`` their lengths (``sizes`` over them, or None). Raises with the
+        call in ``call.c`` saying what was queued; the caller gives the call back.
+        """
+        total = len(lens)
+        if sizes is None:
+            sizes = _from_buffer(_SIZES, lens)
+        c = call.c
+        if n < 0:  # nothing sent: check here, saying which message, then send unchecked
+            cap = self._capacity.current()
+            longest = max(lens)
+            if longest > cap.longest:
+                self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
+            if longest > call.room:
+                call.grow(longest)
+            n = _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT)
+            if n == total:
+                return total
+        # sysvmq_again reads the texts again: give it pointers that last (see data in _helpers.h).
+        c.data = keep = blob if blob.__class__ is not bytes else _from_buffer(_CHARS, blob)
+        c.lens = sizes
+        err = finish(call, c.err, nowait, deadline_of(wait), _partial(self._check_rest, call, lens))
+        del keep
+        done = int(c.done)
+        if err and not (err == _EAGAIN and nowait and done):
+            raise self._send_error(err, lens[done], wait)
+        return done
 
     def _check_rest(self, call: Call, lens: "array.array[int]") -> None:
         """Before send_many waits: what is left must fit the queue's max_size."""
@@ -974,7 +1081,10 @@ class SysVMQ:
                             m, n = None, -2
                         if n > 0:  # all asked for, or all there were: C stops at nothing else here
                             types = b.rawtypes[: n * _LONG_SIZE]  # one copy, for received should an exception come
-                            result = list(_split(b, n) if b.fmt is None else _unpack_from(_string(b.fmt), b.view))
+                            if n <= b.cut_most:  # the struct of the last batch's format, if this one has the same
+                                result = list((b.cut if b.gen[0] == b.seen else b.cutter())(b.view))
+                            else:
+                                result = _split(b, n)
                             batches.append(b)
                             return result
                     except BaseException as exc:
@@ -1024,10 +1134,11 @@ class SysVMQ:
                         except OverflowError:  # a type beyond C long: the general path says so
                             m, n = None, -2
                         if n > 0:  # all asked for, or all there were: C stops at nothing else here
-                            result = _messages(
-                                _split(b, n) if b.fmt is None else _unpack_from(_string(b.fmt), b.view),
-                                b.types[:n].tolist(),
-                            )
+                            if n <= b.cut_most:  # the struct of the last batch's format, if this one has the same
+                                texts = (b.cut if b.gen[0] == b.seen else b.cutter())(b.view)
+                            else:
+                                texts = _split(b, n)
+                            result = _messages(texts, b.types[:n].tolist())
                             batches.append(b)
                             return result
                     except BaseException as exc:

@@ -311,3 +311,102 @@ def test_send_many_cuts_by_bytes_when_item_counts_of_odd_buffers_add_up(queue: S
     assert (len(empties) + len(four), memoryview(empties).nbytes + four.itemsize) == (4, 4)
     assert queue.send_many([empties, four]) == 2
     assert [m.data for m in drain(queue)] == [b"", b"ABCD"]
+
+
+# send_many's first crossing checks every length against the queue's limit and the call state's
+# room in C, and refuses (nothing sent) if one fails or the reading is stale: Python then checks
+# again, says which message, grows the state, refreshes the reading.
+
+
+@pytest.mark.parametrize("at", [0, 1, 5])
+def test_send_many_longer_than_the_state_grows_it_wherever_the_long_one_is(make_queue, at: int) -> None:  # type: ignore[no-untyped-def]
+    q = make_queue(buffer_size=4)  # states made with room for 4 bytes
+    batch = [b"ab"] * 6
+    batch[at] = b"y" * 1000
+    assert q.send_many(batch, 3) == 6
+    assert q.send_many(batch, 3) == 6  # again, with the grown state back in the pool
+    assert drain(SysVMQ.attach(q.id)) == [(m, 3) for m in batch] * 2  # a handle that receives them whole
+
+
+@pytest.mark.parametrize("at", [0, 2])
+def test_send_many_above_max_size_wherever_it_is_sends_nothing_and_says_which(queue: SysVMQ, at: int) -> None:
+    queue.update(max_size=100)
+    batch = [b"ok"] * 3
+    batch[at] = b"x" * 101
+    with pytest.raises(sysvmq.MessageTooLarge, match=rf"messages\[{at}\] of 101 bytes") as caught:
+        queue.send_many(batch)
+    assert caught.value.count == 0
+    assert queue.stats().count == 0
+
+
+def test_send_many_reads_a_stale_limit_anew(make_queue) -> None:  # type: ignore[no-untyped-def]
+    q = make_queue()
+    other = SysVMQ.attach(q.id)  # another handle, whose reading the update does not touch
+    assert other.send_many([b"x" * 200]) == 1
+    q.update(max_size=100)
+    other._capacity.until = -1.0  # type: ignore[attr-defined]  # as if a second had passed
+    with pytest.raises(sysvmq.MessageTooLarge, match=r"messages\[0\] of 200 bytes"):
+        other.send_many([b"x" * 200])
+    assert other._capacity.max_size == 100  # type: ignore[attr-defined]
+    assert [m.data for m in drain(q)] == [b"x" * 200]  # room again under the lowered max_size
+    other._capacity.until = -1.0  # type: ignore[attr-defined]
+    assert other.send_many([b"a", b"b"]) == 2  # a stale reading that still fits: sent after the refresh
+    assert [m.data for m in drain(q)] == [b"a", b"b"]
+
+
+# Up to SYSVMQ_FEW texts go to C each where its bytes object holds it (no join); more, or other
+# kinds of text, are joined first. Either way each message has its own text, in order, and a send
+# that stops at a full queue goes on with the right one, sending none twice.
+
+
+class _Bytes(bytes):
+    pass
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [b"abcd"],
+        [b"", b"abc", b"de"],
+        [b"a", b"", b"bc", b"def"],
+        [b"a", b"", b"bc", b"def", b"g"],
+        [_Bytes(b"xy"), b"z"],
+        [b"xy", _Bytes(b"z"), b"", b"w", b"v"],
+    ],
+    ids=lambda batch: "-".join(str(len(m)) for m in batch),
+)
+def test_send_many_cuts_few_and_many_texts_where_they_end(queue: SysVMQ, batch: List[bytes]) -> None:
+    assert queue.send_many(batch, 2) == len(batch)
+    assert drain(queue) == [(bytes(m), 2) for m in batch]
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_send_many_goes_on_where_a_full_queue_stopped_it(queue: SysVMQ, count: int) -> None:
+    queue.update(max_size=1500)  # one message at a time
+    messages = [bytes([65 + i]) * 1000 for i in range(count)]
+    assert queue.send_many(messages, block=False) == 1
+    got = [queue.receive()]
+    consumer = threading.Thread(target=lambda: got.extend(queue.receive(timeout=30) for _ in range(count)))
+    consumer.start()
+    assert queue.send_many(messages, 5) == count
+    consumer.join(30)
+    assert got == messages[:1] + messages
+    with pytest.raises(sysvmq.QueueFull, match=r"within 0\.05 s") as info:
+        queue.send_many([b"x" * 1000, *messages], timeout=0.05)
+    assert info.value.count == 1
+
+
+# receive_many's format (CPython) is written anew only when a batch's sizes or count differ from
+# the last one's, and the struct made from it is kept until then: each batch is still cut by its own.
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["receive_many", "receive_many_messages"])
+def test_receive_many_cuts_each_batch_by_its_own_sizes(queue: SysVMQ, typed: bool) -> None:
+    receive = queue.receive_many_messages if typed else queue.receive_many
+    batches = [[3, 5], [3, 5], [5, 3], [5, 3, 1], [5, 3], [4, 4], [4, 4], [0], [0, 0], [4, 4]]
+    for i, sizes in enumerate(batches):
+        batch = [bytes([97 + k]) * size for k, size in enumerate(sizes)]
+        queue.send_many(batch, i + 1)
+        # Every other batch through the general path (a timeout), which writes the format as well.
+        got = receive(len(sizes), timeout=5) if i % 3 == 2 else receive(len(sizes))
+        assert got == ([Message(m, i + 1) for m in batch] if typed else batch)

@@ -222,6 +222,37 @@ static void test_layout(void)
             free(a.mem);
         }
     }
+    {
+        /* As many texts of the sizes of the last batch: the format stands, and fmt_gen says so;
+           another count or another size writes it anew. */
+        struct area a = new_area(0, total + MAXLEN);
+        long gen = c->fmt_gen;
+
+        batch_call(c, &a, sizes, types, fmt);
+        for (i = 0; i < COUNT; i++)
+            send_text(i, len[i], type[i]);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        CHECK(n == COUNT && c->fmt_gen == gen && strcmp(fmt, expect_fmt) == 0, "the same batch again: gen %ld, was %ld",
+              c->fmt_gen, gen);
+        send_text(0, len[0], 1);
+        send_text(1, len[1], 1);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        sprintf(expect_fmt, "%zus%zus", len[0], len[1]);
+        CHECK(n == 2 && c->fmt_gen == gen + 1 && strcmp(fmt, expect_fmt) == 0, "two of them: gen %ld, format %s",
+              c->fmt_gen, fmt);
+        send_text(0, len[0], 1);
+        send_text(1, len[1], 1);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        CHECK(n == 2 && c->fmt_gen == gen + 1 && strcmp(fmt, expect_fmt) == 0, "the two again: gen %ld", c->fmt_gen);
+        send_text(0, len[0], 1);
+        send_text(1, len[1] + 1, 1);
+        n = sysvmq_receive_many(c, 0, 0, COUNT);
+        sprintf(expect_fmt, "%zus%zus", len[0], len[1] + 1);
+        CHECK(n == 2 && c->fmt_gen == gen + 2 && strcmp(fmt, expect_fmt) == 0, "one size more: gen %ld, format %s",
+              c->fmt_gen, fmt);
+        expect_empty();
+        free(a.mem);
+    }
     free(c);
     printf("ok  %-26s %zu offsets x %d texts of 0..%d bytes (%zu bytes), types up to %ld, with and without a format\n",
            "layout at every alignment", 2 * LONG_BYTES, COUNT, COUNT - 1, total, LONG_MAX);
@@ -401,12 +432,30 @@ static void test_progress(void)
     expect_next(5, LEN, LONG_MAX);
     expect_empty();
 
+    /* A few texts, each from where it is: the same progress, and again goes on from the
+       texts end to end once data and lens are pointed at them. */
+    n = sysvmq_send_few(9, 2, LEN - 1, 1e300, data, LEN, data + LEN, LEN, NULL, 0, NULL, 0, c);
+    CHECK(n == -1 && c->done == 0 && c->used == 0, "send_few of a text above longest: %zd", n);
+    n = sysvmq_send_few(9, 4, LEN, -1.0, data, LEN, data + LEN, LEN, data, 0, data, 0, c);
+    CHECK(n == -1 && c->done == 0, "send_few with a stale reading: %zd", n);
+    expect_empty();
+    n = sysvmq_send_few(9, 4, LEN, 1e300, data, LEN, data + LEN, LEN, data + 2 * LEN, LEN, data + 3 * LEN, LEN, c);
+    CHECK(n == 3 && c->err == EAGAIN && c->used == 3 * LEN, "send_few into room for 3: %zd, used %zu", n, c->used);
+    expect_next(0, LEN, 9);
+    c->data = data;
+    c->lens = lens;
+    n = sysvmq_again(c, 1);
+    CHECK(n == 4 && c->done == 4 && c->err == 0, "again after send_few: %zd, done %zu", n, c->done);
+    for (i = 1; i < 4; i++)
+        expect_next(i, LEN, 9);
+    expect_empty();
+
     CHECK(sysvmq_send1(msqid, 5, data, LEN, 41) == 0 && sysvmq_sent(41) == 0, "send1 with ticket 41");
     CHECK(sysvmq_sent(42) == -1, "ticket 42 never ran");
     CHECK(sysvmq_send1(msqid, 0, data, 1, 43) == -1 && sysvmq_sent(43) == EINVAL, "send1 of type 0: EINVAL");
     expect_next(0, LEN, 5);
     free(c);
-    passed("progress and again", "send_many stops at a full queue (EAGAIN) and resumes; send1 tickets");
+    passed("progress and again", "send_many and send_few stop at a full queue (EAGAIN) and resume; send1 tickets");
 }
 
 int main(void)
