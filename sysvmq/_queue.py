@@ -140,6 +140,8 @@ _RECEIVE = lib.SYSVMQ_RECEIVE
 _ZERO = 0
 _ONE = 1
 _EAGAIN = errno.EAGAIN
+_ENOMSG = errno.ENOMSG
+_EINTR = errno.EINTR
 _NULL = ffi.NULL
 _unpack = ffi.unpack
 _unpack_from = struct.unpack_from
@@ -571,9 +573,11 @@ class SysVMQ:
         """The first message if one is queued, else None: ``receive(block=False)`` of type 0 without flags.
 
         For sysvmq.asyncio, whose receives try this before they wait: one
-        crossing, none of ``receive``'s arguments to sort out. An error other
-        than "nothing queued" is raised by ``receive`` itself, which tries again.
-        An exception leaving it carries ``received`` as ``receive``'s does.
+        crossing, none of ``receive``'s arguments to sort out. None also when a
+        handler ran and returned (EINTR): the caller waits, trying again. Any
+        other error is raised as ``receive`` raises it, from this one try (a
+        second could find another consumer took the message meanwhile). An
+        exception leaving it carries ``received`` as ``receive``'s does.
         """
         calls = self._calls
         try:
@@ -581,6 +585,7 @@ class SysVMQ:
         except IndexError:
             call = self._pool.call()
         c = mtype = None
+        back = False  # the state is in the pool again (or about to be): never give it back twice
         try:
             n = _c_try_rx(c := call.c)
             if n >= 0:
@@ -589,15 +594,20 @@ class SysVMQ:
                 calls.append(call)
                 return data
             err = c.err
+            if err != _ENOMSG and err != _EINTR:
+                raise self._receive_error(err, 0, 0, self._buffer_size, None)
+            back = True
             calls.append(call)
+            return None
         except BaseException as exc:
             if mtype is not None:  # the call may be back in the pool: leave it there
                 carry_received(exc, [Message(data, mtype)])
+            elif back:
+                carry_received(exc, [])  # it took nothing
             else:
                 carry_received(exc, [] if c is None else _taken(call))
                 self._pool.give_back(call)
             raise
-        return None if err == errno.ENOMSG else SysVMQ.receive(self, block=False)  # not a subclass's, async
 
     def receive_message(
         self,

@@ -5,6 +5,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import errno
 import gc
 import inspect
 import json
@@ -188,31 +189,80 @@ class _Stop(Exception):
     """Raised by a stand-in for a signal handler that raises as a crossing into C returns."""
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
+def _states_in_the_pool_twice(q: AsyncQ) -> int:
+    ids = [id(call) for call in q._calls]
+    return len(ids) - len(set(ids))
+
+
+@pytest.mark.parametrize("queued", [b"x", None])
 async def test_an_exception_as_the_first_try_returns_says_what_it_took(
-    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch, when: str
+    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch, queued: Any
 ) -> None:
     # Python runs a signal's handler as a call into C returns. If the kernel had handed the
-    # message over, the exception out of the receive carries it; if not, it is still queued.
+    # message over, the exception out of the receive carries it; if not, it took nothing.
+    # Either way the call state goes back to the pool once: twice, two threads would share it.
     real = sysvmq._queue._c_try_rx
 
     def raising(c: Any) -> int:
-        if when == "before":
-            raise _Stop
         real(c)
         raise _Stop
 
-    await aq.send(b"x", 3)
+    if queued is not None:
+        await aq.send(queued, 3)
     monkeypatch.setattr(sysvmq._queue, "_c_try_rx", raising)
     with pytest.raises(_Stop) as info:
         await aq.receive()
     monkeypatch.undo()
-    if when == "after":
-        assert info.value.received == [Message(b"x", 3)]  # type: ignore[attr-defined]
-        assert aq.stats().count == 0
-    else:
-        assert info.value.received == []  # type: ignore[attr-defined]
-        assert await aq.receive() == b"x"
+    assert info.value.received == ([] if queued is None else [Message(b"x", 3)])  # type: ignore[attr-defined]
+    assert aq.stats().count == 0
+    assert _states_in_the_pool_twice(aq) == 0
+
+
+async def test_a_handler_raising_as_a_try_that_took_nothing_returns_puts_its_state_back_once(aq: AsyncQ) -> None:
+    # The handler runs as the state's return to the pool returns (deque.append: CPython 3.11
+    # runs handlers there, PyPy at any bytecode): emulated by the pool's own append. Found
+    # in review: the state went back a second time, and two threads then received into one
+    # buffer, one message lost and another returned twice.
+    pool = aq._pool
+    raising = type("RaisingOnce", (type(pool.calls),), {"armed": False})
+
+    def append(self: Any, call: Any) -> None:
+        super(raising, self).append(call)
+        if self.armed:
+            self.armed = False
+            raise _Stop
+
+    raising.append = append  # type: ignore[attr-defined]
+    pool.calls = aq._calls = raising(pool.calls)
+    aq._calls.armed = True  # type: ignore[attr-defined]
+    with pytest.raises(_Stop) as info:
+        await aq.receive()  # nothing queued
+    assert info.value.received == []  # type: ignore[attr-defined]
+    assert _states_in_the_pool_twice(aq) == 0
+
+
+async def test_a_blocking_receive_never_raises_queue_empty_when_another_consumer_takes_the_long_message(
+    aq: AsyncQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: the first try saw a message too long for the buffer (E2BIG), another
+    # consumer took it, and a second try raised QueueEmpty out of a blocking receive. The
+    # one try's error is what the receive raises, as the sync receive does.
+    small = AsyncQ.attach(aq.id, buffer_size=4)
+    other = sysvmq.SysVMQ.attach(aq.id)
+    other.send(b"too long for 4")
+    real = sysvmq._queue._c_try_rx
+    raced: List[bytes] = []
+
+    def racing(c: Any) -> int:
+        n: int = real(c)
+        if n == -1 and c.err == errno.E2BIG and not raced:
+            raced.append(other.receive(block=False))  # the other consumer's turn
+        return n
+
+    monkeypatch.setattr(sysvmq._queue, "_c_try_rx", racing)
+    with pytest.raises(sysvmq.MessageTooLarge, match="longer than the 4-byte buffer"):
+        await small.receive()
+    assert raced == [b"too long for 4"]
 
 
 async def test_the_async_handle_names_its_class_and_refuses_ipc_nowait_with_a_timeout(aq: AsyncQ) -> None:
