@@ -261,11 +261,19 @@ def borrow(obj: object, name: str, writable: bool) -> Any:
 
 
 def message_arg(message: object, name: str = "message") -> Any:
-    """bytes stay as they are; str becomes UTF-8; other buffers are borrowed, not copied."""
-    if isinstance(message, str):
-        return message.encode("utf-8")
-    if isinstance(message, bytes):
+    """bytes stay as they are; str becomes UTF-8; other buffers are borrowed, not copied.
+
+    Told apart by their real type, not ``__class__``, which a class may fake. A
+    subclass of bytes becomes plain bytes: its own ``len()`` need not count its
+    bytes, and C would read as many as it said.
+    """
+    cls = type(message)
+    if cls is bytes:
         return message
+    if issubclass(cls, str):
+        return str.encode(message, "utf-8")  # type: ignore[arg-type]
+    if issubclass(cls, bytes):
+        return b"".join((message,))  # type: ignore[arg-type]
     return borrow(message, name, writable=False)
 
 
@@ -279,7 +287,8 @@ def pack(messages: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
     texts = []
     for i, m in enumerate(messages):
         data = message_arg(m, f"messages[{i}]")
-        texts.append(data if isinstance(data, bytes) else _unpack(data, len(data)))
+        n = len(data)  # bytes, or a borrowed char[]: its size in bytes
+        texts.append(data if type(data) is bytes else _unpack(data, n) if n else b"")  # PyPy cannot unpack 0
         release(data)
     return b"".join(texts), array.array(SIZE_T, map(len, texts))
 

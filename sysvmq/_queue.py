@@ -22,6 +22,7 @@ import array
 import errno
 import functools
 import itertools
+import operator
 import os
 import struct
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -156,7 +157,8 @@ _LONG_SIZE = ffi.sizeof("long")
 # Message(data, type) for each pair, without Python's __new__ of a NamedTuple: half the cost on CPython.
 _new_tuple = tuple.__new__
 _repeat = itertools.repeat
-_isinstance = isinstance
+_type = type
+_is = operator.is_
 _partial = functools.partial
 
 
@@ -361,7 +363,7 @@ class SysVMQ:
         ``count``: 1 if the message was queued, 0 if not.
         """
         if (
-            message.__class__ is bytes
+            _type(message) is bytes  # not __class__, which a subclass may fake: len() must count bytes
             and (type is _ONE or type.__class__ is int)
             and flags is _ZERO
             and (
@@ -866,7 +868,7 @@ class SysVMQ:
                 # A copy padded to SYSVMQ_FEW: what the caller's list says after this, C does not see.
                 m = messages + _PADS[total]
                 t0, t1, t2, t3 = m if len(m) == _FEW else _NOT_FEW  # not if another thread grew the list
-                if t0.__class__ is bytes and t1.__class__ is bytes and t2.__class__ is bytes and t3.__class__ is bytes:
+                if _type(t0) is bytes and _type(t1) is bytes and _type(t2) is bytes and _type(t3) is bytes:
                     if not total:
                         return 0
                     cap = self._capacity
@@ -910,11 +912,13 @@ class SysVMQ:
                             carry_count(exc, 0 if c is None else call.c.done)
                             self._pool.give_back(call)
                         raise
-            # isinstance is exact for bytes and their subclasses, whose len() counts bytes: len() of
-            # another buffer counts its items, and two odd buffers' counts can still add up.
-            elif all(map(_isinstance, messages, _repeat(bytes))):
-                lens = _array(SIZE_T, map(len, messages))
-                blob = b"".join(messages)
+            # Plain bytes only, by their real type: len() of a plain bytes counts its bytes, but a
+            # subclass may say anything and another buffer counts its items (pack() copes with both).
+            # One snapshot, read three times: another thread changing the list cannot make the lengths
+            # and the joined texts disagree (C would read past the end).
+            elif all(map(_is, map(_type, texts := messages[:]), _repeat(bytes))):
+                lens = _array(SIZE_T, map(len, texts))
+                blob = b"".join(texts)
                 sizes = _from_buffer(_SIZES, lens)
                 cap = self._capacity
                 calls = self._calls
@@ -948,8 +952,8 @@ class SysVMQ:
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         borrowed = None
         if lengths is None:
-            if messages.__class__ is list and all(map(_isinstance, messages, _repeat(bytes))):
-                blob, lens = b"".join(messages), _array(SIZE_T, map(len, messages))
+            if messages.__class__ is list and all(map(_is, map(_type, texts := messages[:]), _repeat(bytes))):
+                blob, lens = b"".join(texts), _array(SIZE_T, map(len, texts))  # one snapshot, as above
             else:
                 messages_arg(messages)
                 blob, lens = pack(messages)

@@ -1,6 +1,7 @@
 """send_many, receive_many and receive_many_messages: one call into C for many messages."""
 
 import array
+import contextlib
 import ctypes
 import os
 import signal
@@ -410,3 +411,77 @@ def test_receive_many_cuts_each_batch_by_its_own_sizes(queue: SysVMQ, typed: boo
         # Every other batch through the general path (a timeout), which writes the format as well.
         got = receive(len(sizes), timeout=5) if i % 3 == 2 else receive(len(sizes))
         assert got == ([Message(m, i + 1) for m in batch] if typed else batch)
+
+
+# -- messages that are not what they say: lengths come from their bytes ---------------------
+
+
+def _drain(q: SysVMQ) -> List[bytes]:
+    out: List[bytes] = []
+    with contextlib.suppress(sysvmq.QueueEmpty):
+        while True:
+            out.append(q.receive(block=False))
+    return out
+
+
+class _LyingLen(bytes):
+    """A bytes subclass whose len() is not its size."""
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _LongLen(bytes):
+    def __len__(self) -> int:
+        return 4000
+
+
+class _PosingArray(array.array):  # type: ignore[type-arg]
+    """An array of C ints that says its __class__ is bytes: isinstance(x, bytes) believes it."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return bytes
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 8])
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_send_many_cuts_bytes_subclasses_by_their_bytes_not_their_len(queue: SysVMQ, count: int, kind: type) -> None:
+    # A subclass's __len__ may say anything: the texts are cut where its bytes end (found in
+    # review: len() cut them where __len__ said).
+    batch = kind(_LyingLen(b"abc%d" % i) for i in range(count))
+    assert queue.send_many(batch) == count
+    assert _drain(queue) == [b"abc%d" % i for i in range(count)]
+
+
+@pytest.mark.parametrize("send", ["send", "send_many"])
+def test_a_bytes_subclass_whose_len_is_larger_is_never_read_past(queue: SysVMQ, send: str) -> None:
+    # len() says 4000 and the object holds 2 bytes: C would have copied 3,998 bytes of
+    # whatever follows in memory into the queue (heap pointers, seen in review).
+    if send == "send":
+        queue.send(_LongLen(b"xy"), block=False)
+    else:
+        assert queue.send_many([_LongLen(b"xy")], block=False) == 1
+    assert _drain(queue) == [b"xy"]
+
+
+@pytest.mark.parametrize(
+    "empty", [bytearray(), memoryview(b""), array.array("B")], ids=["bytearray", "memoryview", "array"]
+)
+def test_send_many_takes_an_empty_buffer_among_its_messages(queue: SysVMQ, empty: Any) -> None:
+    # PyPy's ffi.unpack refuses a 0-byte buffer (RuntimeError): the empty text is b"".
+    assert queue.send_many([b"a", empty]) == 2
+    assert _drain(queue) == [b"a", b""]
+
+
+@pytest.mark.parametrize("send", ["send", "send_many"])
+def test_a_buffer_posing_as_bytes_is_cut_by_its_bytes(queue: SysVMQ, send: str) -> None:
+    # isinstance() consults __class__; the real type decides, and len() of the borrowed buffer
+    # counts its 8 bytes, not its 2 items.
+    ints = _PosingArray("i", [1, 2])
+    if send == "send":
+        queue.send(ints)
+        assert _drain(queue) == [array.array("i", [1, 2]).tobytes()]
+    else:
+        assert queue.send_many([ints, b"a", b"b", b"c", b"d"]) == 5
+        assert _drain(queue) == [array.array("i", [1, 2]).tobytes(), b"a", b"b", b"c", b"d"]
