@@ -22,7 +22,6 @@ import array
 import errno
 import functools
 import itertools
-import operator
 import os
 import struct
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -158,8 +157,21 @@ _LONG_SIZE = ffi.sizeof("long")
 _new_tuple = tuple.__new__
 _repeat = itertools.repeat
 _type = type
-_is = operator.is_
+_bytes_len = bytes.__len__
 _partial = functools.partial
+
+
+def _byte_lengths(texts: List[Any]) -> "Optional[array.array[int]]":
+    """Each text's length in bytes if all are bytes, else None (pack() copes with the rest).
+
+    bytes.__len__ counts the bytes of a subclass too, whatever its own len()
+    says, and refuses anything that only looks like bytes (a faked __class__);
+    len() of another buffer would count its items.
+    """
+    try:
+        return _array(SIZE_T, map(_bytes_len, texts))
+    except TypeError:
+        return None
 
 
 def _messages(texts: Sequence[bytes], types: List[int]) -> List[Message]:
@@ -912,14 +924,11 @@ class SysVMQ:
                             carry_count(exc, 0 if c is None else call.c.done)
                             self._pool.give_back(call)
                         raise
-            # Plain bytes only, by their real type: len() of a plain bytes counts its bytes, but a
-            # subclass may say anything and another buffer counts its items (pack() copes with both).
-            # One snapshot, read three times: another thread changing the list cannot make the lengths
-            # and the joined texts disagree (C would read past the end).
-            elif all(map(_is, map(_type, texts := messages[:]), _repeat(bytes))):
-                lens = _array(SIZE_T, map(len, texts))
+            # One snapshot, read twice: another thread changing the list cannot make the lengths and
+            # the joined texts disagree (C would read past the end).
+            elif (many_lens := _byte_lengths(texts := messages[:])) is not None:
                 blob = b"".join(texts)
-                sizes = _from_buffer(_SIZES, lens)
+                sizes = _from_buffer(_SIZES, many_lens)
                 cap = self._capacity
                 calls = self._calls
                 try:
@@ -933,7 +942,7 @@ class SysVMQ:
                         queued = total
                         calls.append(call)
                         return total
-                    queued = self._send_rest(call, n, type, blob, lens, sizes, not block, None)
+                    queued = self._send_rest(call, n, type, blob, many_lens, sizes, not block, None)
                     self._pool.give_back(call)
                     return queued
                 except BaseException as exc:
@@ -952,8 +961,9 @@ class SysVMQ:
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         borrowed = None
         if lengths is None:
-            if messages.__class__ is list and all(map(_is, map(_type, texts := messages[:]), _repeat(bytes))):
-                blob, lens = b"".join(texts), _array(SIZE_T, map(len, texts))  # one snapshot, as above
+            known = _byte_lengths(texts := messages[:]) if messages.__class__ is list else None
+            if known is not None:
+                blob, lens = b"".join(texts), known  # one snapshot, as above
             else:
                 messages_arg(messages)
                 blob, lens = pack(messages)
