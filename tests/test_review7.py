@@ -89,3 +89,15 @@ def test_send_many_snapshot_of_a_faked_list_is_read_once(queue: SysVMQ, kw: Any)
         f"send_many queued {n} messages that are not the caller's texts: {[(len(g), g[:24]) for g in got]}"
         " (C read past the end of the joined texts)"
     )
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_send_many_names_the_str_it_cannot_encode(queue: SysVMQ, k: int) -> None:
+    # Low: a lone surrogate raises UnicodeEncodeError from str.encode in message_arg, which says
+    # "position 0" but not which message; every other refusal of a text names messages[i].
+    messages: List[Any] = [b"a"] * k
+    messages[1] = "ok \ud800"
+    with pytest.raises(ValueError) as info:
+        queue.send_many(messages)
+    assert "messages[1]" in str(info.value), f"the error does not say which message: {info.value!r}"
+    assert _drain(queue) == []
