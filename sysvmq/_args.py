@@ -271,7 +271,10 @@ def message_arg(message: object, name: str = "message") -> Any:
     if cls is bytes:
         return message
     if issubclass(cls, str):
-        return str.encode(message, "utf-8")  # type: ignore[arg-type]
+        try:
+            return str.encode(message, "utf-8")  # type: ignore[arg-type]
+        except UnicodeEncodeError as exc:  # a lone surrogate: say which message
+            raise UnicodeEncodeError(exc.encoding, exc.object, exc.start, exc.end, f"{name}: {exc.reason}") from None
     if issubclass(cls, bytes):
         return b"".join((message,))  # type: ignore[arg-type]
     return borrow(message, name, writable=False)

@@ -870,7 +870,7 @@ class SysVMQ:
         # since a batch of two 8 KiB messages must not pay more in Python than in C. Up to
         # SYSVMQ_FEW texts go to C each where it is (a join would copy them all once more).
         if (
-            messages.__class__ is list
+            _type(messages) is list  # the real type: a faked __class__ could slice into anything
             and lengths is None
             and timeout is None
             and (type is _ONE or (type.__class__ is int and 0 < type <= LONG_MAX))
@@ -924,9 +924,11 @@ class SysVMQ:
                             carry_count(exc, 0 if c is None else call.c.done)
                             self._pool.give_back(call)
                         raise
-            # One snapshot, read twice: another thread changing the list cannot make the lengths and
-            # the joined texts disagree (C would read past the end).
+            # One snapshot of a real list, read twice, and its count: another thread changing the
+            # list cannot make the count, the lengths and the joined texts disagree (C would read
+            # past the end).
             elif (many_lens := _byte_lengths(texts := messages[:])) is not None:
+                total = len(many_lens)  # the snapshot's count: the list may have changed since len()
                 blob = b"".join(texts)
                 sizes = _from_buffer(_SIZES, many_lens)
                 cap = self._capacity
@@ -961,7 +963,7 @@ class SysVMQ:
         wait = None if timeout is None else timeout_arg(timeout, nowait)
         borrowed = None
         if lengths is None:
-            known = _byte_lengths(texts := messages[:]) if messages.__class__ is list else None
+            known = _byte_lengths(texts := messages[:]) if _type(messages) is list else None
             if known is not None:
                 blob, lens = b"".join(texts), known  # one snapshot, as above
             else:
