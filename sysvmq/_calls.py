@@ -118,7 +118,10 @@ class Batch:
         self._format = fmt = new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
         self.fmt = None if PYPY else fmt
         self.cut_most = lib.SYSVMQ_FEW if PYPY else capacity
-        sizes = new("size_t[]", capacity)
+        # Cleared: C compares each new size with the last batch's before it writes it (a format
+        # kept while they repeat), and must never compare with memory nothing wrote.
+        with _NEW_LOCK:
+            sizes = ffi.new("size_t[]", capacity)
         types = new("long[]", capacity)
         c = call.c
         c.dest, c.size, c.sizes, c.types, c.fmt = texts, room, sizes, types, fmt
