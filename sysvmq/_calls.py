@@ -120,8 +120,7 @@ class Batch:
         self.cut_most = lib.SYSVMQ_FEW if PYPY else capacity
         # Cleared: C compares each new size with the last batch's before it writes it (a format
         # kept while they repeat), and must never compare with memory nothing wrote.
-        with _NEW_LOCK:
-            sizes = ffi.new("size_t[]", capacity)
+        sizes = ffi.new("size_t[]", capacity)
         types = new("long[]", capacity)
         c = call.c
         c.dest, c.size, c.sizes, c.types, c.fmt = texts, room, sizes, types, fmt
