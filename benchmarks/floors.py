@@ -17,6 +17,7 @@ _c_send_many, _c_receive_many, _c_again = lib.sysvmq_send_many, lib.sysvmq_recei
 _from_buffer, _release, _string, _unpack_from = ffi.from_buffer, ffi.release, ffi.string, struct.unpack_from
 _CHARS, _SIZES = ffi.typeof("char[]"), ffi.typeof("size_t[]")
 _PYPY = platform.python_implementation() == "PyPy"
+_ONE_BYTES, _LONG_SIZE = struct.pack("l", 1), ffi.sizeof("long")  # type 1 in C's long, between texts
 _SIZE_T = next(code for code in "LQI" if array.array(code).itemsize == ffi.sizeof("size_t"))
 
 
@@ -79,10 +80,12 @@ class SignatureFloor:
 class BatchFloor:
     """Not an API: the least a batch call over a list of bytes does in Python.
 
-    Join the texts, read each one's length into an array C can read (one len()
-    per message: Python offers nothing cheaper), one crossing to send them all
-    and one to take them back, and cut the result into bytes with one struct
-    call. No checks, no pool, no error handling.
+    Join the texts with the type between them (msgsnd then reads each text
+    after the first where the join put it, behind its type), read each one's
+    length into an array C can read (one len() per message: Python offers
+    nothing cheaper), one crossing to send them all and one to take them back,
+    and cut the result into bytes with one struct call. No checks, no pool, no
+    error handling.
     """
 
     __slots__ = ("_c", "_view", "_fmt", "_keep")
@@ -102,7 +105,7 @@ class BatchFloor:
 
     def send_many(self, messages: List[bytes]) -> None:
         lens = _from_buffer(_SIZES, array.array(_SIZE_T, map(len, messages)))
-        _c_send_many(self._c, 1, b"".join(messages), lens, len(messages), 0)
+        _c_send_many(self._c, 1, _ONE_BYTES.join(messages), lens, len(messages), _LONG_SIZE, 0)
 
     def receive_many(self, count: int) -> Sequence[bytes]:
         n = _c_receive_many(self._c, 0, 0, count)

@@ -63,19 +63,27 @@ static int fail(struct sysvmq_call *c)
 }
 
 /* msgsnd the texts from c->done on, until all are queued (0) or one fails (-1).
-   Each is copied behind c->mtype first: Python sees that room covers them. */
+   Each is copied behind c->mtype first (Python sees that room covers them), but
+   for a text with gap bytes before it that hold the type already (send_many's
+   texts joined with the type between them), which msgsnd reads in place. */
 static int send_rest(struct sysvmq_call *c, int flags)
 {
-    const char *at = c->data + c->used;
+    const char *at = c->data + c->used + c->gap * c->done;
+    const void *msgp;
     size_t n;
 
     while (c->done < c->count) {
         n = c->lens[c->done];
-        if (at != c->mtext)
-            memcpy(c->mtext, at, n);
-        if (msgsnd(c->msqid, &c->mtype, n, flags) < 0)
+        if (SYSVMQ_ANY_ALIGNMENT && c->gap && c->done) {
+            msgp = at - sizeof(long);
+        } else {
+            if (at != c->mtext)
+                memcpy(c->mtext, at, n);
+            msgp = &c->mtype;
+        }
+        if (msgsnd(c->msqid, msgp, n, flags) < 0)
             return fail(c);
-        at += n;
+        at += n + c->gap;
         c->used += n;
         c->done++;
     }
@@ -232,6 +240,7 @@ int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len)
     c->data = c->mtext;
     c->one = len;
     c->lens = &c->one;
+    c->gap = 0;
     c->count = 1;
     c->done = 0;
     c->used = 0;
@@ -239,17 +248,40 @@ int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len)
 }
 
 size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
-                        size_t count, int flags)
+                        size_t count, size_t gap, int flags)
 {
     c->op = SYSVMQ_SEND;
     c->mtype = type;
     c->data = data;
     c->lens = lens;
+    c->gap = gap;
     c->count = count;
     c->done = 0;
     c->used = 0;
     send_rest(c, flags);
     return c->done;
+}
+
+/* Whether count lengths, and gap bytes between each two texts, add up to size, the
+   bytes at data, and each gap (0, or sizeof(long)) holds type where the lengths put it:
+   a length that lies (Python's len() of a bytes subclass may) moves a gap off its type. */
+static int adds_up(const char *data, const size_t *lens, size_t count, size_t gap, size_t size, long type)
+{
+    size_t i, total = 0;
+
+    if (gap != 0 && gap != sizeof type)
+        return 0;
+    for (i = 0; i < count; i++) {
+        if (lens[i] > size - total)
+            return 0; /* checked before each addition: the sum never wraps */
+        total += lens[i];
+        if (i + 1 < count) {
+            if (gap > size - total || (gap && memcmp(data + total, &type, gap) != 0))
+                return 0;
+            total += gap;
+        }
+    }
+    return total == size;
 }
 
 /* Whether send_many may send count texts without Python's checks: each no longer than
@@ -267,19 +299,25 @@ static int batch_fits(const struct sysvmq_call *c, const size_t *lens, size_t co
     return now >= 0 && now <= until;
 }
 
-ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
-                          size_t count, size_t longest, double until)
+/* Refused before any msgsnd: the state says nothing was done. */
+static ssize_t refuse(struct sysvmq_call *c, size_t count, ssize_t why)
 {
-    if (!batch_fits(c, lens, count, longest, until)) {
-        /* Refused before any msgsnd: the state says nothing was done. */
-        c->op = SYSVMQ_SEND;
-        c->count = count;
-        c->done = 0;
-        c->used = 0;
-        c->err = 0;
-        return -1;
-    }
-    return (ssize_t)sysvmq_send_many(c, type, data, lens, count, IPC_NOWAIT);
+    c->op = SYSVMQ_SEND;
+    c->count = count;
+    c->done = 0;
+    c->used = 0;
+    c->err = 0;
+    return why;
+}
+
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, size_t size, const size_t *lens,
+                          size_t count, size_t gap, size_t longest, double until)
+{
+    if (!adds_up(data, lens, count, gap, size, type))
+        return refuse(c, count, -2);
+    if (!batch_fits(c, lens, count, longest, until))
+        return refuse(c, count, -1);
+    return (ssize_t)sysvmq_send_many(c, type, data, lens, count, gap, IPC_NOWAIT);
 }
 
 ssize_t sysvmq_send_few(long type, size_t count, size_t longest, double until, const char *t0, size_t n0,
@@ -294,6 +332,7 @@ ssize_t sysvmq_send_few(long type, size_t count, size_t longest, double until, c
     c->mtype = type;
     c->data = NULL;
     c->lens = NULL;
+    c->gap = 0;
     c->count = count;
     c->done = 0;
     c->used = 0;

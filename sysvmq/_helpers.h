@@ -132,10 +132,12 @@ struct sysvmq_call {
     int msqid;
     int flags;              /* msgflg bits kept on every try: MSG_NOERROR, MSG_EXCEPT */
     long type;              /* send: the type of every message; receive: the selector */
-    const char *data;       /* send: the texts, end to end (a single text: mtext); must stay
+    const char *data;       /* send: the texts, gap bytes apart (a single text: mtext); must stay
                                valid until the call is done, which a bytes argument is only
                                for one crossing on PyPy */
     const size_t *lens;     /* send: each text's length */
+    size_t gap;             /* send: the bytes between two texts in data: 0, or sizeof(long)
+                               holding the type, for msgsnd(2) to read the text in place */
     size_t count;           /* send: how many texts; receive_many: the most to take */
     char *dest;             /* receive: where the text goes besides mtext (or NULL);
                                receive_many: the texts area, with SYSVMQ_HEADROOM before it */
@@ -154,7 +156,8 @@ struct sysvmq_call {
 
     /* What it did, written before every return. */
     size_t done;            /* messages queued, or taken */
-    size_t used;            /* send: bytes of data queued; receive_many: bytes of dest filled */
+    size_t used;            /* send: bytes of texts queued (gaps not counted); receive_many: bytes
+                               of dest filled */
     ssize_t len;            /* a single receive: the text's length, or -1 */
     int err;                /* errno of the try that failed, 0 after a success */
 
@@ -187,14 +190,19 @@ int sysvmq_sent(long long ticket);
 
 /* The first crossing of each call: records the operation, tries it once. */
 int sysvmq_send(struct sysvmq_call *c, long type, const char *data, size_t len);
+/* count texts from data, gap bytes between each two (0, or sizeof(long) holding type: see
+   the field), with flags (IPC_NOWAIT, or 0 to wait): how many were queued. */
 size_t sysvmq_send_many(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
-                        size_t count, int flags);
+                        size_t count, size_t gap, int flags);
 /* send_many's first crossing (IPC_NOWAIT) with the checks it would otherwise make in Python
-   first: -1, and nothing tried, if a text is longer than longest or than the msgbuf's room,
-   or if now (sysvmq_monotonic) is past until, when the reading of longest is stale; then
-   Python checks anew and calls sysvmq_send_many. Else what sysvmq_send_many returns. */
-ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, const size_t *lens,
-                          size_t count, size_t longest, double until);
+   first. Nothing tried, -2: the lengths and gaps do not add up to size, the bytes at data,
+   or a gap does not hold type where the lengths put it (Python's len() of a text disagreed
+   with the bytes join copied). Nothing tried, -1: a text
+   is longer than longest or than the msgbuf's room, or now (sysvmq_monotonic) is past until,
+   when the reading of longest is stale; then Python checks anew and calls sysvmq_send_many.
+   Else what sysvmq_send_many returns. */
+ssize_t sysvmq_send_batch(struct sysvmq_call *c, long type, const char *data, size_t size, const size_t *lens,
+                          size_t count, size_t gap, size_t longest, double until);
 /* The same for up to SYSVMQ_FEW texts, each read where its bytes object holds it: no join,
    one copy a text, as a single send makes. Unused slots: any pointer, length 0. Records its
    progress as sysvmq_send_many does (used counts the bytes sent as if the texts were end to

@@ -50,7 +50,7 @@ from ._args import (
     send_type_arg,
     timeout_arg,
 )
-from ._calls import BATCH_COUNT, BATCH_WANTED, Batch, Call, Pool
+from ._calls import BATCH_COUNT, BATCH_WANTED, PYPY, Batch, Call, Pool
 from ._calls import split as _split
 from ._errors import (
     NO_READ,
@@ -153,6 +153,10 @@ _SIZES = ffi.typeof("size_t[]")
 _array = array.array
 _memoryview = memoryview
 _LONG_SIZE = ffi.sizeof("long")
+# send_many joins its texts with the type between them, in C's long: msgsnd(2) reads each text
+# after the first where the join put it, behind its type, with no copy into the msgbuf.
+_type_bytes = struct.Struct("l").pack
+_ONE_BYTES = _type_bytes(1)
 # Message(data, type) for each pair, without Python's __new__ of a NamedTuple: half the cost on CPython.
 _new_tuple = tuple.__new__
 _repeat = itertools.repeat
@@ -171,6 +175,16 @@ def _byte_lengths(texts: List[Any]) -> "Optional[array.array[int]]":
     try:
         return _array(SIZE_T, map(_bytes_len, texts))
     except TypeError:
+        return None
+
+
+def _joined(texts: List[Any], sep: bytes) -> "Optional[Tuple[array.array[int], bytes]]":
+    """Each text's len() and the texts joined with sep between each two; None if either
+    refuses one (a str, a buffer join takes and len() counts wrongly, ...): the general
+    path then checks them one by one, and says which."""
+    try:
+        return _array(SIZE_T, map(len, texts)), sep.join(texts)
+    except Exception:
         return None
 
 
@@ -848,8 +862,10 @@ class SysVMQ:
                 iterator: what was not sent must still be in the caller's hands.
                 With ``lengths``: one C-contiguous buffer holding the texts end
                 to end, which is not copied before C copies each text into the
-                message buffer msgsnd reads (the list form is joined first,
-                unless it is up to four bytes, which C reads where they are).
+                message buffer msgsnd reads. A list of bytes is copied once
+                either way: up to four, C copies each where it is into the
+                message buffer; more are joined with the type between them,
+                and msgsnd reads each text where the join put it.
             lengths: the length of each text in ``messages``, in bytes; they
                 must add up to its size.
 
@@ -914,7 +930,7 @@ class SysVMQ:
                         texts = m[:total]
                         blob = b"".join(texts)
                         lens = _array(SIZE_T, map(len, texts))
-                        queued = self._send_rest(call, n, type, blob, lens, None, not block, None)
+                        queued = self._send_rest(call, n, type, blob, lens, None, 0, not block, None)
                         self._pool.give_back(call)
                         return queued
                     except BaseException as exc:
@@ -925,11 +941,12 @@ class SysVMQ:
                             self._pool.give_back(call)
                         raise
             # One snapshot of a real list, read twice, and its count: another thread changing the
-            # list cannot make the count, the lengths and the joined texts disagree (C would read
-            # past the end).
-            elif (many_lens := _byte_lengths(texts := messages[:])) is not None:
+            # list cannot make the count, the lengths and the joined texts disagree. len() is
+            # Python's, which a subclass may fake; C checks that the lengths add up to the join
+            # (-2 if not), so that it never reads past its end, and the general path sends them.
+            elif (joined := _joined(messages[:], _ONE_BYTES if type is _ONE else _type_bytes(type))) is not None:
+                many_lens, blob = joined
                 total = len(many_lens)  # the snapshot's count: the list may have changed since len()
-                blob = b"".join(texts)
                 sizes = _from_buffer(_SIZES, many_lens)
                 cap = self._capacity
                 calls = self._calls
@@ -939,14 +956,19 @@ class SysVMQ:
                     call = self._pool.call()
                 c = queued = None
                 try:
-                    n = _c_send_batch(c := call.c, type, blob, sizes, total, cap.longest, cap.until)
+                    n = _c_send_batch(
+                        c := call.c, type, blob, len(blob), sizes, total, _LONG_SIZE, cap.longest, cap.until
+                    )
                     if n == total:
                         queued = total
                         calls.append(call)
                         return total
-                    queued = self._send_rest(call, n, type, blob, many_lens, sizes, not block, None)
-                    self._pool.give_back(call)
-                    return queued
+                    if n != -2:
+                        queued = self._send_rest(call, n, type, blob, many_lens, sizes, _LONG_SIZE, not block, None)
+                        self._pool.give_back(call)
+                        return queued
+                    queued = 0  # nothing tried: the general path below
+                    calls.append(call)
                 except BaseException as exc:
                     if queued is not None:
                         carry_count(exc, queued)
@@ -992,8 +1014,8 @@ class SysVMQ:
             call = self._pool.call()
             c = queued = None  # c: bound as C is entered; queued: how many, once the call is done
             try:
-                n = _c_send_batch(c := call.c, t, blob, sizes, total, cap.longest, cap.until)
-                queued = total if n == total else self._send_rest(call, n, t, blob, lens, sizes, nowait, wait)
+                n = _c_send_batch(c := call.c, t, blob, len(blob), sizes, total, 0, cap.longest, cap.until)
+                queued = total if n == total else self._send_rest(call, n, t, blob, lens, sizes, 0, nowait, wait)
                 self._pool.give_back(call)
                 if borrowed is not None:
                     _release_buffer(borrowed)
@@ -1018,6 +1040,7 @@ class SysVMQ:
         blob: Any,
         lens: "array.array[int]",
         sizes: Any,
+        gap: int,
         nowait: bool,
         wait: Optional[float],
     ) -> int:
@@ -1025,7 +1048,8 @@ class SysVMQ:
 
         ``n`` is what the crossing returned: -1 if it refused (a text too long by the reading or
         for the state's room, or the reading stale), else how many it queued. ``blob`` holds the
-        texts end to end, ``lens`` their lengths (``sizes`` over them, or None). Raises with the
+        texts, ``gap`` bytes between each two (0, or the type's: see sysvmq_send_many), ``lens``
+        their lengths (``sizes`` over them, or None). Raises with the
         call in ``call.c`` saying what was queued; the caller gives the call back.
         """
         total = len(lens)
@@ -1039,7 +1063,7 @@ class SysVMQ:
                 self._check_fits(longest, f"messages[{lens.index(longest)}]", "send_many")
             if longest > call.room:
                 call.grow(longest)
-            n = _c_send_many(c := call.c, t, blob, sizes, total, IPC_NOWAIT)
+            n = _c_send_many(c := call.c, t, blob, sizes, total, gap, IPC_NOWAIT)
             if n == total:
                 return total
         # sysvmq_again reads the texts again: give it pointers that last (see data in _helpers.h).
@@ -1164,7 +1188,11 @@ class SysVMQ:
                                 texts = (b.cut if b.gen[0] == b.seen else b.cutter())(b.view)
                             else:
                                 texts = _split(b, n)
-                            result = _messages(texts, b.types[:n].tolist())
+                            if PYPY:  # a loop its JIT compiles: reading C's types through a view costs more
+                                types = b.c.types
+                                result = [_new_tuple(Message, (texts[i], types[i])) for i in range(n)]
+                            else:  # zip stops at the n texts, before it reads the view's (n+1)th type
+                                result = list(map(_new_tuple, _repeat(Message), zip(texts, b.types)))
                             batches.append(b)
                             return result
                     except BaseException as exc:

@@ -973,7 +973,8 @@ class _SendJob:
         keep = ffi.from_buffer(self.blob)  # stays valid across crossings (PyPy moves bytes otherwise)
         outcome: Tuple[Optional[int], Optional[BaseException]]
         try:
-            done = lib.sysvmq_send_many(c, self.mtype, keep, ffi.from_buffer("size_t[]", sizes), len(sizes), IPC_NOWAIT)
+            lens = ffi.from_buffer("size_t[]", sizes)
+            done = lib.sysvmq_send_many(c, self.mtype, keep, lens, len(sizes), 0, IPC_NOWAIT)  # texts end to end
             err = 0
             if done != len(self.lens):
                 err = c.err

@@ -455,6 +455,27 @@ def test_send_many_cuts_bytes_subclasses_by_their_bytes_not_their_len(queue: Sys
     assert _drain(queue) == [b"abc%d" % i for i in range(count)]
 
 
+class _LenPlus3(bytes):
+    def __len__(self) -> int:
+        return super().__len__() + 3
+
+
+class _LenMinus3(bytes):
+    def __len__(self) -> int:
+        return super().__len__() - 3
+
+
+@pytest.mark.parametrize("mtype", [1, 2**40 + 7])
+def test_send_many_cuts_texts_by_their_bytes_when_two_lying_lens_add_up(queue: SysVMQ, mtype: int) -> None:
+    # len() is believed on the fast path, and C checks the lengths against the joined texts:
+    # their sum is right here, but the type joined between the texts is not where the lengths
+    # put it, so they are cut where their bytes end.
+    batch = [_LenPlus3(b"abcd"), _LenMinus3(b"efgh"), b"ijk", b"l", b"mn"]
+    assert queue.send_many(batch, mtype) == 5
+    assert [queue.receive_message(block=False) for _ in batch] == [(bytes(t), mtype) for t in batch]
+    assert queue.stats().count == 0
+
+
 @pytest.mark.parametrize("send", ["send", "send_many"])
 def test_a_bytes_subclass_whose_len_is_larger_is_never_read_past(queue: SysVMQ, send: str) -> None:
     # len() says 4000 and the object holds 2 bytes: C would have copied 3,998 bytes of

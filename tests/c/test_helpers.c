@@ -419,7 +419,7 @@ static void test_progress(void)
         for (j = 0; j < LEN; j++)
             data[i * LEN + j] = (char)text_byte(i, j);
     }
-    CHECK(sysvmq_send_many(c, LONG_MAX, data, lens, N, IPC_NOWAIT) == 3, "send_many into room for 3: %zu", c->done);
+    CHECK(sysvmq_send_many(c, LONG_MAX, data, lens, N, 0, IPC_NOWAIT) == 3, "send_many into room for 3: %zu", c->done);
     CHECK(c->err == EAGAIN && c->used == 3 * LEN, "err %d, used %zu", c->err, c->used);
     expect_next(0, LEN, LONG_MAX);
     expect_next(1, LEN, LONG_MAX);
@@ -458,6 +458,57 @@ static void test_progress(void)
     passed("progress and again", "send_many and send_few stop at a full queue (EAGAIN) and resume; send1 tickets");
 }
 
+/* send_many's texts joined with the type between them (gap sizeof(long)): msgsnd reads
+   each after the first in place; progress, again and the texts are those of gap 0.
+   send_batch refuses (-2) lengths that do not add up to the bytes it was given. */
+static void test_gaps(void)
+{
+    enum { N = 6, LEN = 200, GAP = sizeof(long) };
+    char data[N * (LEN + GAP)];
+    size_t lens[N], i, j;
+    struct sysvmq_call *c = new_call(LEN);
+    long type = LONG_MAX - 1;
+    ssize_t n;
+
+    for (i = 0; i < N; i++) {
+        lens[i] = LEN;
+        for (j = 0; j < LEN; j++)
+            data[i * (LEN + GAP) + j] = (char)text_byte(i, j);
+        memcpy(data + i * (LEN + GAP) + LEN, &type, GAP); /* the type between this text and the next */
+    }
+    /* The queue holds three texts (msg_qbytes from test_progress). */
+    n = sysvmq_send_batch(c, type, data, N * (LEN + GAP) - GAP + 1, lens, N, GAP, LEN, 1e300);
+    CHECK(n == -2 && c->done == 0 && c->used == 0, "send_batch, a byte too many: %zd", n);
+    n = sysvmq_send_batch(c, type, data, N * LEN, lens, N, GAP, LEN, 1e300);
+    CHECK(n == -2 && c->done == 0, "send_batch, lengths without the gaps: %zd", n);
+    lens[2] = (size_t)-1;
+    n = sysvmq_send_batch(c, type, data, N * (LEN + GAP) - GAP, lens, N, GAP, LEN, 1e300);
+    CHECK(n == -2 && c->done == 0, "send_batch, a length past the end: %zd", n);
+    lens[2] = LEN;
+    lens[1] = LEN + 1; /* the right sum, a gap moved off its type */
+    lens[2] = LEN - 1;
+    n = sysvmq_send_batch(c, type, data, N * (LEN + GAP) - GAP, lens, N, GAP, LEN, 1e300);
+    CHECK(n == -2 && c->done == 0, "send_batch, two lengths that lie and add up: %zd", n);
+    lens[1] = lens[2] = LEN;
+    n = sysvmq_send_batch(c, type + 1, data, N * (LEN + GAP) - GAP, lens, N, GAP, LEN, 1e300);
+    CHECK(n == -2 && c->done == 0, "send_batch, gaps that hold another type: %zd", n);
+    expect_empty();
+    n = sysvmq_send_batch(c, type, data, N * (LEN + GAP) - GAP, lens, N, GAP, LEN, 1e300);
+    CHECK(n == 3 && c->err == EAGAIN && c->used == 3 * LEN, "send_batch into room for 3: %zd, used %zu", n, c->used);
+    expect_next(0, LEN, type);
+    expect_next(1, LEN, type);
+    n = sysvmq_again(c, 1);
+    CHECK(n == -1 && c->done == 5 && c->err == EAGAIN, "again: %zd, done %zu, err %d", n, c->done, c->err);
+    for (i = 2; i < 5; i++)
+        expect_next(i, LEN, type);
+    n = sysvmq_again(c, 1);
+    CHECK(n == N && c->done == N && c->err == 0, "again: %zd, done %zu, err %d", n, c->done, c->err);
+    expect_next(5, LEN, type);
+    expect_empty();
+    free(c);
+    passed("types between texts", "sent in place, resumed after a full queue; lengths that do not add up, or move a gap, refused");
+}
+
 int main(void)
 {
     msqid = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
@@ -475,6 +526,7 @@ int main(void)
     test_error_mid_batch();
     test_selectors();
     test_progress();
+    test_gaps();
 
     remove_queue();
     printf("test_helpers: %lu passed, 0 failed (%lu checks)\n", groups, checks);
