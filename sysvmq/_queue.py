@@ -159,7 +159,7 @@ _type_bytes = struct.Struct("l").pack
 _ONE_BYTES = _type_bytes(1)
 # Message(data, type) for each pair, without Python's __new__ of a NamedTuple: half the cost on CPython.
 _new_tuple = tuple.__new__
-_repeat = itertools.repeat
+_MESSAGE_EVER = itertools.repeat(Message)  # endless, so it keeps no count: one for every call and thread
 _type = type
 _bytes_len = bytes.__len__
 _partial = functools.partial
@@ -189,7 +189,7 @@ def _joined(texts: List[Any], sep: bytes) -> "Optional[Tuple[array.array[int], b
 
 
 def _messages(texts: Sequence[bytes], types: List[int]) -> List[Message]:
-    return list(map(_new_tuple, _repeat(Message), zip(texts, types)))
+    return list(map(_new_tuple, _MESSAGE_EVER, zip(texts, types)))
 
 
 _Q = TypeVar("_Q", bound="SysVMQ")
@@ -1192,7 +1192,7 @@ class SysVMQ:
                                 types = b.c.types
                                 result = [_new_tuple(Message, (texts[i], types[i])) for i in range(n)]
                             else:  # zip stops at the n texts, before it reads the view's (n+1)th type
-                                result = list(map(_new_tuple, _repeat(Message), zip(texts, b.types)))
+                                result = list(map(_new_tuple, _MESSAGE_EVER, zip(texts, b.types)))
                             batches.append(b)
                             return result
                     except BaseException as exc:
