@@ -179,13 +179,12 @@ def _byte_lengths(texts: List[Any]) -> "Optional[array.array[int]]":
 
 
 def _joined(texts: List[Any], sep: bytes) -> "Optional[Tuple[array.array[int], bytes]]":
-    """Each text's len() and the texts joined with sep between each two; None if either
-    refuses one (a str, a buffer join takes and len() counts wrongly, ...): the general
-    path then checks them one by one, and says which."""
-    try:
-        return _array(SIZE_T, map(len, texts)), sep.join(texts)
-    except Exception:
+    """Each text's length and the texts joined with sep between each two, if all are bytes by
+    their real type (a faked __class__ is not believed): len() of anything else may count other
+    than its bytes (a subclass's __len__, a view of ints). Else None: the general path copes."""
+    if list(map(_type, texts)).count(bytes) != len(texts):
         return None
+    return _array(SIZE_T, map(len, texts)), sep.join(texts)
 
 
 def _messages(texts: Sequence[bytes], types: List[int]) -> List[Message]:
@@ -940,10 +939,10 @@ class SysVMQ:
                             carry_count(exc, 0 if c is None else call.c.done)
                             self._pool.give_back(call)
                         raise
-            # One snapshot of a real list, read twice, and its count: another thread changing the
-            # list cannot make the count, the lengths and the joined texts disagree. len() is
-            # Python's, which a subclass may fake; C checks that the lengths add up to the join
-            # (-2 if not), so that it never reads past its end, and the general path sends them.
+            # One snapshot of a real list, read three times, and its count: another thread changing
+            # the list cannot make the count, the lengths and the joined texts disagree. C checks
+            # that they add up anyway (-2 if not: the general path sends them), so that nothing
+            # this path missed can make it read past the join's end.
             elif (joined := _joined(messages[:], _ONE_BYTES if type is _ONE else _type_bytes(type))) is not None:
                 many_lens, blob = joined
                 total = len(many_lens)  # the snapshot's count: the list may have changed since len()
