@@ -10,7 +10,6 @@ that raises and costs Python the return value.
 import platform
 import struct
 import sys
-import threading
 from collections import deque
 from typing import Any, Callable, Deque, List, Tuple
 
@@ -32,30 +31,33 @@ ANYWHERE = PYPY or sys.version_info < (3, 11)
 _reset = lib.sysvmq_reset
 _Struct = struct.Struct
 _NO_CUT = _Struct("").unpack_from
-# PyPy's cffi, making this variable-size struct from a dict in several threads at once, now and
-# then fails with "expected integer, got dict object": one thread at a time (states are pooled,
-# so few are made).
-_NEW_LOCK = threading.Lock()
+# A state is made as zeroed longs cast to the struct, not by ffi.new from a dict: PyPy's cffi,
+# making this variable-size struct from a dict in several threads at once, now and then fails
+# with "expected integer, got dict object", and a lock around it could be left held for ever by
+# a signal handler that raises inside it. The struct's fields are longs, size_ts and pointers,
+# so an array of longs is aligned for it.
+_HEAD = ffi.sizeof("struct sysvmq_call")
+assert ffi.alignof("struct sysvmq_call") <= _LONG, "struct sysvmq_call needs more than long's alignment"
 
 
 class Call:
     """One call's state: the struct, its text as a buffer, its type as a view.
 
     Attributes:
-        c: the ``struct sysvmq_call *``.
+        c: the ``struct sysvmq_call *``; it does not own its memory: keep the Call while C uses it.
         text: ``c.mtext`` as a cffi buffer of ``room`` bytes; slicing it makes bytes.
         mtype: ``c.mtype`` as a one-item memoryview of C long (cheaper to read than the field).
         room: bytes in the msgbuf: the longest text it sends or takes.
     """
 
-    __slots__ = ("c", "text", "mtype", "room")
+    __slots__ = ("c", "text", "mtype", "room", "mem")
 
     def __init__(self, msqid: int, maxlen: int, room: int) -> None:
         room = max(room, maxlen, 1)
         # ffi.new clears the memory: the state starts with nothing done.
-        init = {"msqid": msqid, "maxlen": maxlen, "len": -1, "room": room, "mtext": room}
-        with _NEW_LOCK:
-            self.c = c = ffi.new("struct sysvmq_call *", init)
+        self.mem = mem = ffi.new("long[]", -(-(_HEAD + room) // _LONG))
+        self.c = c = ffi.cast("struct sysvmq_call *", mem)
+        c.msqid, c.maxlen, c.len, c.room = msqid, maxlen, -1, room
         self.text = ffi.buffer(c.mtext, room)
         self.mtype = memoryview(ffi.buffer(ffi.addressof(c[0], "mtype"), _LONG)).cast("l")
         self.room = room
@@ -199,7 +201,7 @@ class Pool:
         if call.room <= POOL_ROOM or call.room <= self.maxlen:
             self.calls.append(call)
         else:
-            ffi.release(call.c)
+            ffi.release(call.mem)
 
     def batch(self, capacity: int) -> Batch:
         try:
