@@ -15,7 +15,10 @@ between the binding and C. Where handlers may run between any two bytecodes
 (PyPy, CPython 3.9 and 3.10: ``_calls.ANYWHERE``), the pool hands out each
 state reset, so that it can never show a past call's progress. What a
 method has taken is bound to a local before anything else is called, and
-nothing is called between that and the return.
+nothing is called between that and the return. There, a handler that raises
+as a method's ``return`` runs, after its try block has ended, costs the caller
+what was taken, as one that raises in the caller just after would: Python
+gives a library no way to close that last step.
 """
 
 import array
