@@ -53,18 +53,35 @@ class Call:
     __slots__ = ("c", "text", "mtype", "room", "mem")
 
     def __init__(self, msqid: int, maxlen: int, room: int) -> None:
-        room = max(room, maxlen, 1)
-        # ffi.new clears the memory: the state starts with nothing done.
-        self.mem = mem = ffi.new("long[]", -(-(_HEAD + room) // _LONG))
-        self.c = c = ffi.cast("struct sysvmq_call *", mem)
-        c.msqid, c.maxlen, c.len, c.room = msqid, maxlen, -1, room
-        self.text = ffi.buffer(c.mtext, room)
-        self.mtype = memoryview(ffi.buffer(ffi.addressof(c[0], "mtype"), _LONG)).cast("l")
-        self.room = room
+        self.mem, self.c, self.text, self.mtype, self.room = _state(msqid, maxlen, room)
 
     def grow(self, room: int) -> None:
-        """Room for ``room`` bytes: a new struct in place of this one, with nothing done."""
-        self.__init__(self.c.msqid, self.c.maxlen, room)  # type: ignore[misc]
+        """Room for ``room`` bytes: a new struct in place of this one, with nothing done.
+
+        A handler may raise between any two of the assignments, so the old memory and the
+        new are both kept until every attribute points into the new, and ``room`` is 0
+        meanwhile: ``Pool.give_back`` drops a state left so, and nothing can read freed memory.
+        """
+        mem, c, text, mtype, room = _state(self.c.msqid, self.c.maxlen, room)
+        self.room = 0
+        self.mem = (self.mem, mem)
+        self.c = c
+        self.text = text
+        self.mtype = mtype
+        self.mem = mem
+        self.room = room
+
+
+def _state(msqid: int, maxlen: int, room: int) -> Tuple[Any, Any, Any, memoryview, int]:
+    """A new state's memory, struct, text buffer, type view and room (see Call)."""
+    room = max(room, maxlen, 1)
+    # ffi.new clears the memory: the state starts with nothing done.
+    mem = ffi.new("long[]", -(-(_HEAD + room) // _LONG))
+    c = ffi.cast("struct sysvmq_call *", mem)
+    c.msqid, c.maxlen, c.len, c.room = msqid, maxlen, -1, room
+    text = ffi.buffer(c.mtext, room)
+    mtype = memoryview(ffi.buffer(ffi.addressof(c[0], "mtype"), _LONG)).cast("l")
+    return mem, c, text, mtype, room
 
 
 class Batch:
@@ -197,9 +214,12 @@ class Pool:
         return call
 
     def give_back(self, call: Call) -> None:
-        """Return a call to the pool, unless it is too big to keep (receive_into of a huge buffer)."""
-        if call.room <= POOL_ROOM or call.room <= self.maxlen:
-            self.calls.append(call)
+        """Return a call to the pool, unless it is too big to keep (receive_into of a huge buffer)
+        or a handler that raised left it half grown (room 0: see Call.grow)."""
+        room = call.room
+        if room <= POOL_ROOM or room <= self.maxlen:
+            if room:
+                self.calls.append(call)
         else:
             ffi.release(call.mem)
 
