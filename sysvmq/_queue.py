@@ -978,6 +978,59 @@ class SysVMQ:
                         carry_count(exc, 0 if c is None else call.c.done)
                         self._pool.give_back(call)
                     raise
+        # The texts end to end in a bytes or bytearray, their lengths in a list of ints: checked
+        # inline too. Anything this path refuses (a length that is no size_t, lengths that do not
+        # add up: -2 from C, nothing sent) goes to the general path, which says what is wrong.
+        elif (
+            lengths.__class__ is list
+            and timeout is None
+            and (type is _ONE or (type.__class__ is int and 0 < type <= LONG_MAX))
+            and ((kind := _type(messages)) is bytes or kind is bytearray)
+        ):
+            try:
+                lens = _array(SIZE_T, lengths)
+            except (TypeError, OverflowError):
+                lens = None
+            if lens:
+                cap = self._capacity
+                calls = self._calls
+                try:
+                    call = calls.pop()
+                except IndexError:
+                    call = self._pool.call()
+                c = queued = borrowed = None
+                total = len(lens)
+                try:
+                    sizes = _from_buffer(_SIZES, lens)
+                    # A bytearray's buffer is exported: it cannot be resized while C reads it. Released
+                    # before each return, not in a finally clause (see _send_many); twice is harmless.
+                    flat = borrowed = _from_buffer(_CHARS, messages) if kind is bytearray else messages
+                    n = _c_send_batch(c := call.c, type, flat, len(flat), sizes, total, 0, cap.longest, cap.until)
+                    if n == total:
+                        queued = total
+                        calls.append(call)
+                        if kind is bytearray:
+                            _release_buffer(borrowed)
+                        return total
+                    if n != -2:
+                        queued = self._send_rest(call, n, type, flat, lens, sizes, 0, not block, None)
+                        self._pool.give_back(call)
+                        if kind is bytearray:
+                            _release_buffer(borrowed)
+                        return queued
+                    queued = 0  # nothing tried: the general path below says why
+                    calls.append(call)
+                    if kind is bytearray:
+                        _release_buffer(borrowed)
+                except BaseException as exc:
+                    if queued is not None:
+                        carry_count(exc, queued)
+                    else:
+                        carry_count(exc, 0 if c is None else call.c.done)
+                        self._pool.give_back(call)
+                    if kind is bytearray and borrowed is not None:
+                        _release_buffer(borrowed)
+                    raise
         return self._send_many(messages, type, block, timeout, lengths)
 
     def _send_many(self, messages: Any, type: Any, block: bool, timeout: Any, lengths: Any) -> int:

@@ -92,6 +92,8 @@ SENDS: Dict[str, Callable[[SysVMQ, List[bytes]], Optional[int]]] = {
     "send(timeout)": lambda q, ms: q.send(ms[0], timeout=30),
     "send_many(timeout)": lambda q, ms: q.send_many(ms, timeout=30),
     "send_many": lambda q, ms: q.send_many(ms),
+    "send_many(lengths)": lambda q, ms: q.send_many(b"".join(ms), lengths=[len(m) for m in ms]),
+    "send_many(bytearray, lengths)": lambda q, ms: q.send_many(bytearray(b"".join(ms)), lengths=[len(m) for m in ms]),
 }
 
 
