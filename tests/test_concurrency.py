@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import pytest
 from support import CREATED, fill, wait_blocked
@@ -201,93 +201,29 @@ def test_sigint_to_a_receiver_blocked_in_a_child_leaves_the_queue_unchanged(queu
     assert queue.receive_message() == (b"not for the child", 1)
 
 
-STORM = """
-import os, signal, sys, time
-import sysvmq
-
-q = sysvmq.SysVMQ.attach(int(sys.argv[1]))
-inside = os.path.dirname(sysvmq.__file__)
-armed, booms = [False], [0]
-
-
-class Boom(Exception):
-    pass
-
-
-def handler(signum, frame):
-    if armed[0] and frame.f_code.co_filename.startswith(inside):
-        armed[0] = False  # one a call, raised inside sysvmq
-        booms[0] += 1
-        raise Boom
-
-
-signal.signal(signal.SIGALRM, handler)
-# Until the handler has raised inside sysvmq 1500 times, or for 6 s: CPython 3.11 and later run
-# handlers at calls and backward jumps only, and there far fewer land inside sysvmq.
-end, rnd = time.monotonic() + 6, 0
-while booms[0] < 1500 and time.monotonic() < end:
-    rnd += 1
-    q.send_many([b"m%d" % j for j in range(100)], 1)
-    every = (40 + 7 * rnd % 60) * 1e-6
-    signal.setitimer(signal.ITIMER_REAL, every, every)
-    stuck = 0
-    while q.stats().count:
-        # After 99 calls in a row that a Boom ended, one runs with the timer off: making a state
-        # anew can take longer than the interval on PyPy, and the loop must go on.
-        stuck += 1
-        if stuck % 100 == 0:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        elif stuck % 100 == 1:
-            signal.setitimer(signal.ITIMER_REAL, every, every)
-        try:
-            armed[0] = True
-            q.receive_many_messages(1)
-            stuck = 0
-        except Boom:
-            pass
-        armed[0] = False
-    signal.setitimer(signal.ITIMER_REAL, 0)
-print(booms[0])
-"""
-
-
-def test_raising_handlers_in_batch_receives_leave_no_later_call_blocked(queue: SysVMQ) -> None:
-    # A handler that raises can unwind any Python code in sysvmq, so no lock may be taken there
-    # that its unwinding could leave held: once, on PyPy, a lock around making a call's state
-    # was, and every later call that needed a new state blocked for ever.
-    try:
-        child = subprocess.run([sys.executable, "-c", STORM, str(queue.id)], capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("a call blocked after a handler raised inside sysvmq: the child was killed after 60 s")
-    assert child.returncode == 0, child.stderr
-    if sysvmq._calls.ANYWHERE:  # CPython 3.11+ runs handlers only at calls and backward jumps: few land inside
-        assert int(child.stdout) >= 10, "the handler raised inside sysvmq too rarely to prove anything"
-    assert queue.stats().count == 0
-
-
 class Halt(Exception):
     """What the trace function raises, as a signal handler would."""
 
 
-def _raise_in_grow(step: int, run: Callable[[], object]) -> Optional[BaseException]:
-    """Run ``run`` with a trace function that raises Halt before the step-th line run in
-    sysvmq/_calls.py from the moment Call.grow is entered, as a signal handler can; what it
-    raised, or None if the grow had fewer lines."""
-    grow, where = sysvmq._calls.Call.grow.__code__, sysvmq._calls.__file__
-    lines, growing = [0], [False]
+def _raise_at(step: int, entry: Any, run: Callable[[], object]) -> Optional[BaseException]:
+    """Run ``run`` with a trace function that raises Halt before the step-th bytecode run in
+    frames of the code ``entry`` and of sysvmq/_calls.py functions it calls, as a signal
+    handler can on PyPy and CPython 3.9 and 3.10; what it raised, or None if they ran fewer."""
+    ran = [0]
+    where = sysvmq._calls.__file__
 
     def trace(frame, event, arg):  # type: ignore[no-untyped-def]
-        if frame.f_code is grow:
-            growing[0] = True
-        return local if growing[0] and frame.f_code.co_filename == where else None
+        code = frame.f_code
+        if code is entry or (code.co_filename == where and frame.f_back and frame.f_back.f_code is entry):
+            frame.f_trace_opcodes = True
+            return local
+        return None
 
     def local(frame, event, arg):  # type: ignore[no-untyped-def]
-        if event == "line":
-            lines[0] += 1
-            if lines[0] == step:
+        if event == "opcode":
+            ran[0] += 1
+            if ran[0] == step:
                 raise Halt
-        elif event == "return" and frame.f_code is grow:
-            growing[0] = False
         return local
 
     sys.settrace(trace)
@@ -297,21 +233,43 @@ def _raise_in_grow(step: int, run: Callable[[], object]) -> Optional[BaseExcepti
         return exc
     finally:
         sys.settrace(None)
-    assert lines[0], "the call never grew a state: the test proves nothing"
+    assert ran[0], "no bytecode of the code under test ran: the test proves nothing"
     return None
+
+
+def test_a_handler_raising_as_a_call_state_is_made_leaves_no_later_call_blocked(queue: SysVMQ) -> None:
+    # A handler that raises can unwind any Python code in sysvmq, so none may take a lock that
+    # its unwinding could leave held: once, on PyPy, a lock around making a call's state was,
+    # and every later call that needed a new state blocked for ever. Each step raises one
+    # bytecode later in making a state (a receive_into of a buffer too big to keep one for).
+    entry = sysvmq._calls.Call.__init__.__code__
+    big = bytearray(sysvmq._calls.POOL_ROOM + 1)
+    queue.send(b"x")
+    for step in itertools.count(1):
+        exc = _raise_at(step, entry, functools.partial(queue.receive_into, big, block=False))
+        if exc is None:
+            assert big[:1] == b"x"
+            break
+        assert not getattr(exc, "received", None)  # raised before the call reached the queue
+        assert queue.stats().count == 1
+        other = _in_thread(sysvmq._calls.Call, queue.id, 0, 1)  # another thread makes a state
+        other["thread"].join(10)
+        assert "result" in other, f"making a state blocked after a raise at bytecode {step}"
+    assert step > 10, "making a state ran too few bytecodes to raise between"
 
 
 @pytest.mark.parametrize("call", ["send_many", "receive_into"])
 def test_a_handler_raising_as_a_call_state_grows_leaves_none_half_made_in_the_pool(queue: SysVMQ, call: str) -> None:
     # A state grows (a new struct in place of the old) for a text longer than the handle's
-    # buffer_size. A handler may raise between any two of its lines: the state must then be
-    # whole or out of the pool, never pointing into freed memory. Each step raises one line later.
+    # buffer_size. A handler may raise between any two of its bytecodes: the state must then be
+    # whole or out of the pool, never pointing into freed memory. Each step raises one later.
     small = SysVMQ.attach(queue.id, buffer_size=64)
     text = b"x" * 1000
+    entry = sysvmq._calls.Call.grow.__code__
     ffi = sysvmq._ffi.ffi
     for step in itertools.count(1):
         if call == "send_many":  # refused by C for the state's room: it grows, then sends
-            exc = _raise_in_grow(step, lambda: small.send_many([text]))
+            exc = _raise_at(step, entry, functools.partial(small.send_many, [text]))
             if exc is None:
                 assert queue.receive() == text
             else:
@@ -319,7 +277,7 @@ def test_a_handler_raising_as_a_call_state_grows_leaves_none_half_made_in_the_po
         else:  # truncate: the path that grows
             queue.send(text)
             buffer = bytearray(2000)
-            exc = _raise_in_grow(step, functools.partial(small.receive_into, buffer, truncate=True))
+            exc = _raise_at(step, entry, functools.partial(small.receive_into, buffer, truncate=True))
             if exc is None:
                 assert bytes(buffer[:1000]) == text
             else:
@@ -336,7 +294,7 @@ def test_a_handler_raising_as_a_call_state_grows_leaves_none_half_made_in_the_po
         small._calls.clear()  # type: ignore[attr-defined]
         if exc is None:
             break
-    assert step > 5, "Call.grow ran too few lines to raise between"
+    assert step > 20, "Call.grow ran too few bytecodes to raise between"
 
 
 def test_child_processes_exchange_both_ways() -> None:
