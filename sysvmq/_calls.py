@@ -37,7 +37,8 @@ _NO_CUT = _Struct("").unpack_from
 # a signal handler that raises inside it. The struct's fields are longs, size_ts and pointers,
 # so an array of longs is aligned for it.
 _HEAD = ffi.sizeof("struct sysvmq_call")
-assert ffi.alignof("struct sysvmq_call") <= _LONG, "struct sysvmq_call needs more than long's alignment"
+if ffi.alignof("struct sysvmq_call") > ffi.alignof("long"):
+    raise ImportError("sysvmq: struct sysvmq_call needs more alignment than an array of long gives")
 
 
 class Call:

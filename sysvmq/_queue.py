@@ -16,9 +16,10 @@ between the binding and C. Where handlers may run between any two bytecodes
 state reset, so that it can never show a past call's progress. What a
 method has taken is bound to a local before anything else is called, and
 nothing is called between that and the return. There, a handler that raises
-as a method's ``return`` runs, after its try block has ended, costs the caller
-what was taken, as one that raises in the caller just after would: Python
-gives a library no way to close that last step.
+as a method's ``return`` runs, after its try block has ended, leaves with an
+exception that carries neither ``count`` nor ``received`` though the call is
+done, as one that raises in the caller just after would: Python gives a
+library no way to close that last step.
 """
 
 import array
