@@ -94,6 +94,7 @@ POLL_FIRST = 50e-6
 POLL_MAX = 0.01
 
 _Q = TypeVar("_Q", bound="SysVMQ")
+_T = TypeVar("_T")
 Buffer = Any
 _SyncQ = _queue.SysVMQ
 _ZERO = 0  # "is 0": the default type and flags, told apart from others in one comparison
@@ -111,7 +112,7 @@ _POLL = object()  # ...: "no thread can wait for you: poll"
 # Queue id -> empty messages the watchers (of any loop) hold for receives to come. A receive
 # looks for one before its own try only where this says so, so the fast path stays one dict lookup.
 _HELD: Dict[int, int] = {}
-_HELD_LOCK = threading.Lock()
+_HELD_LOCK = threading.RLock()  # taken through _held, as every lock here
 _receive = lib.sysvmq_receive
 _again = lib.sysvmq_again
 _again_until = lib.sysvmq_again_until
@@ -119,6 +120,28 @@ _watch_ask = lib.sysvmq_watch_ask
 _watch_run = lib.sysvmq_watch_run
 _watch_collect = lib.sysvmq_watch_collect
 _monotonic = time.monotonic
+
+
+def _held(lock: Any, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` with ``lock`` (an RLock, or a Condition over one) held, and released however
+    it ends, a signal handler's exception included.
+
+    ``with lock:`` is not enough where handlers run between any two bytecodes (PyPy, CPython
+    3.9 and 3.10): one that raises after the body, before ``__exit__`` is called, leaves the
+    lock held for ever, and every thread that wants it then blocks. Here the release is the
+    body's last step, inside the try, and the finally clause releases the lock only if this
+    thread still holds it, which an RLock knows: only a second raise within that clause could
+    still leave it held. The loop's thread takes every lock here so, and never one it holds
+    already; the watcher and sender threads, where no handler runs, use ``with``.
+    """
+    try:
+        lock.acquire()
+        result = fn(*args)
+        lock.release()
+        return result
+    finally:
+        if lock._is_owned():
+            lock.release()
 
 
 # -- the loop's watchers -----------------------------------------------------------
@@ -164,14 +187,17 @@ class _Watcher:
         if self.asked or not self.waiters:
             return
         self.asked = True
-        with self.cond:  # the thread decides under cond whether it retires: it sees this
-            _watch_ask(self.watch)
-            try:
-                self._start()
-            except BaseException:  # no thread: the next receive asks again
-                self.asked = False
-                lib.sysvmq_watch_forget(self.watch)
-                raise
+        _held(self.cond, self._ask)  # the thread decides under cond whether it retires: it sees this
+
+    def _ask(self) -> None:
+        # Under cond.
+        _watch_ask(self.watch)
+        try:
+            self._start()
+        except BaseException:  # no thread: the next receive asks again
+            self.asked = False
+            lib.sysvmq_watch_forget(self.watch)
+            raise
 
     def forget(self, fut: "asyncio.Future[Any]") -> None:
         """A waiting receive leaves (done, cancelled, timed out): stop watching if it was the last."""
@@ -183,22 +209,28 @@ class _Watcher:
 
     def take(self) -> "Optional[_Taken]":
         """The oldest empty message held for this selector, if any."""
-        with self.cond:
-            if not self.held:
-                return None
-            _count_held(self.msqid, -1)
-            return self.held.popleft()
+        return _held(self.cond, self._take)
+
+    def _take(self) -> "Optional[_Taken]":
+        # Under cond.
+        if not self.held:
+            return None
+        _count_held(self.msqid, -1)
+        return self.held.popleft()
 
     def hold(self, message: "_Taken", first: bool = True) -> None:
         """Keep ``message`` for the receives to come: first in line (its receive was cancelled), or last."""
-        with self.cond:
-            if first:
-                self.held.appendleft(message)
-            else:
-                self.held.append(message)
-            _count_held(self.msqid, 1)
-            with contextlib.suppress(RuntimeError):  # no thread to give: it stays for the next receive
-                self._start()  # a thread that retires gives it back, if no receive comes
+        _held(self.cond, self._hold, message, first)
+
+    def _hold(self, message: "_Taken", first: bool) -> None:
+        # Under cond.
+        if first:
+            self.held.appendleft(message)
+        else:
+            self.held.append(message)
+        _count_held(self.msqid, 1)
+        with contextlib.suppress(RuntimeError):  # no thread to give: it stays for the next receive
+            self._start()  # a thread that retires gives it back, if no receive comes
 
     def hand_on(self) -> None:
         """A message held again (its receive was cancelled) goes to the next waiting receive, if one waits."""
@@ -268,7 +300,7 @@ class _Watcher:
                 if closed:  # its receives will never run again: what the thread took goes back
                     lib.sysvmq_watch_forget(watch)
                     if _watch_collect(watch, self.out_type, self.out_err) == lib.SYSVMQ_WATCH_TAKEN:
-                        self.hold(_Taken(b"", self.out_type[0]), first=False)  # cond is reentrant
+                        self._hold(_Taken(b"", self.out_type[0]), first=False)  # it holds cond
                 self.thread = None  # retire; the loop starts another if need be
                 held = list(self.held)
                 self.held.clear()
@@ -283,10 +315,12 @@ class _Watcher:
 
     def _retired(self) -> None:
         """In the loop's thread, after the thread ended: forget this selector if nothing is left of it."""
-        with self.cond:
-            idle = self.thread is None and not self.waiters and not self.held
-        if idle:
+        if _held(self.cond, self._idle):
             self.service.drop(self)
+
+    def _idle(self) -> bool:
+        # Under cond.
+        return self.thread is None and not self.waiters and not self.held
 
     def _give_back(self, messages: "List[_Taken]") -> None:
         """Put empty messages no receive took back on the queue, waiting for room if need be."""
@@ -319,12 +353,16 @@ def _at_exit() -> None:
 
 def _count_held(msqid: int, n: int) -> None:
     """Keep ``_HELD`` (a hint the receives read without a lock) in step with the watchers' ``held``."""
-    with _HELD_LOCK:
-        left = _HELD.get(msqid, 0) + n
-        if left > 0:
-            _HELD[msqid] = left
-        else:
-            _HELD.pop(msqid, None)
+    _held(_HELD_LOCK, _count_held_now, msqid, n)
+
+
+def _count_held_now(msqid: int, n: int) -> None:
+    # Under _HELD_LOCK.
+    left = _HELD.get(msqid, 0) + n
+    if left > 0:
+        _HELD[msqid] = left
+    else:
+        _HELD.pop(msqid, None)
 
 
 class _Service:
@@ -335,7 +373,7 @@ class _Service:
     """
 
     _all: ClassVar[Dict[Any, "_Service"]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _lock: ClassVar[Any] = threading.RLock()  # taken through _held
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -356,15 +394,19 @@ class _Service:
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> "Optional[_Service]":
         """The loop's service; None if the loop cannot watch a file descriptor (its receives poll)."""
-        with cls._lock:
-            service = cls._all.get(loop)
-            if service is None:
-                cls._sweep()
-                try:
-                    service = cls._all[loop] = cls(loop)
-                except NotImplementedError:
-                    return None
-            return service
+        return _held(cls._lock, cls._of, loop)
+
+    @classmethod
+    def _of(cls, loop: asyncio.AbstractEventLoop) -> "Optional[_Service]":
+        # Under _lock.
+        service = cls._all.get(loop)
+        if service is None:
+            cls._sweep()
+            try:
+                service = cls._all[loop] = cls(loop)
+            except NotImplementedError:
+                return None
+        return service
 
     @classmethod
     def _sweep(cls) -> None:
@@ -408,27 +450,31 @@ class _Service:
             lib.sysvmq_watch_unpipe(w.watch)  # a thread started for it later tells no one
         if not self.watchers:
             self.loop.remove_reader(self.wake_r)
-            with self._lock:
-                if self._all.get(self.loop) is self:
-                    del self._all[self.loop]
-                self.forgotten = True
-                self._close_pipe()
+            _held(self._lock, self._forget, True)
 
     def closed(self) -> None:
         """From a thread that found the loop closed: forget the loop."""
-        with self._lock:
-            if self._all.get(self.loop) is self:
-                del self._all[self.loop]
-            self.forgotten = True
+        _held(self._lock, self._forget, False)
+
+    def _forget(self, close: bool) -> None:
+        # Under _lock.
+        if self._all.get(self.loop) is self:
+            del self._all[self.loop]
+        self.forgotten = True
+        if close:
+            self._close_pipe()
 
     def started(self) -> None:
-        with self._lock:
-            self.threads += 1
+        _held(self._lock, self._count_thread, 1)
 
     def ended(self) -> None:
         """A watcher thread is done with the pipe."""
-        with self._lock:
-            self.threads -= 1
+        _held(self._lock, self._count_thread, -1)
+
+    def _count_thread(self, n: int) -> None:
+        # Under _lock.
+        self.threads += n
+        if n < 0:
             self._close_pipe()
 
     def _close_pipe(self) -> None:
@@ -1025,30 +1071,36 @@ class _Line:
 
     def submit(self, job: _SendJob) -> bool:
         """Queue the job behind the others; False if the line has ended."""
-        with self.cond:
-            if self.ended:
-                return False
-            self.jobs.append(job)
-            if self.thread is None:
-                thread = threading.Thread(target=self._work, name=f"sysvmq send {self.msqid}", daemon=True)
-                try:
-                    thread.start()  # RuntimeError if the system has no thread to give
-                except BaseException:
-                    self.jobs.remove(job)
-                    raise
-                self.thread = thread
-            else:
-                self.cond.notify()
+        return _held(self.cond, self._submit, job)
+
+    def _submit(self, job: _SendJob) -> bool:
+        # Under cond.
+        if self.ended:
+            return False
+        self.jobs.append(job)
+        if self.thread is None:
+            thread = threading.Thread(target=self._work, name=f"sysvmq send {self.msqid}", daemon=True)
+            try:
+                thread.start()  # RuntimeError if the system has no thread to give
+            except BaseException:
+                self.jobs.remove(job)
+                raise
+            self.thread = thread
+        else:
+            self.cond.notify()
         return True
 
     def withdraw(self, job: _SendJob) -> bool:
         """Take the job out of the line if it has not started: True if so (it queued nothing, and never will)."""
-        with self.cond:
-            try:
-                self.jobs.remove(job)
-            except ValueError:
-                return False
-            return True
+        return _held(self.cond, self._withdraw, job)
+
+    def _withdraw(self, job: _SendJob) -> bool:
+        # Under cond.
+        try:
+            self.jobs.remove(job)
+        except ValueError:
+            return False
+        return True
 
     # in the line's thread
 
@@ -1071,7 +1123,7 @@ class _Senders:
     """A loop's lines of sends waiting for room, one a queue."""
 
     _all: ClassVar[Dict[Any, "_Senders"]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()  # for _all and every lines
+    _lock: ClassVar[Any] = threading.RLock()  # for _all and every lines; taken through _held
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -1081,23 +1133,31 @@ class _Senders:
     def submit(cls, loop: asyncio.AbstractEventLoop, msqid: int, job: _SendJob) -> _Line:
         """Queue the job in the line of its queue on its loop; the line."""
         while True:
-            with cls._lock:
-                senders = cls._all.get(loop)
-                if senders is None:
-                    senders = cls._all[loop] = cls(loop)
-                line = senders.lines.get(msqid)
-                if line is None:
-                    line = senders.lines[msqid] = _Line(senders, msqid)
+            senders, line = _held(cls._lock, cls._line, loop, msqid)
             if line.submit(job):
                 return line
             senders.drop(line)  # it ended as the job came: a new one
 
+    @classmethod
+    def _line(cls, loop: asyncio.AbstractEventLoop, msqid: int) -> "Tuple[_Senders, _Line]":
+        # Under _lock.
+        senders = cls._all.get(loop)
+        if senders is None:
+            senders = cls._all[loop] = cls(loop)
+        line = senders.lines.get(msqid)
+        if line is None:
+            line = senders.lines[msqid] = _Line(senders, msqid)
+        return senders, line
+
     def drop(self, line: _Line) -> None:
-        with self._lock:
-            if self.lines.get(line.msqid) is line:
-                del self.lines[line.msqid]
-            if not self.lines and self._all.get(self.loop) is self:
-                del self._all[self.loop]
+        _held(self._lock, self._drop, line)
+
+    def _drop(self, line: _Line) -> None:
+        # Under _lock.
+        if self.lines.get(line.msqid) is line:
+            del self.lines[line.msqid]
+        if not self.lines and self._all.get(self.loop) is self:
+            del self._all[self.loop]
 
 
 def _time_up(fut: "asyncio.Future[Any]") -> None:
