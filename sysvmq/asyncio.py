@@ -57,9 +57,11 @@ import contextlib
 import errno
 import itertools
 import os
+import sys
 import threading
 import time
 from collections import deque
+from types import FrameType
 from typing import (
     Any,
     AsyncIterator,
@@ -130,10 +132,14 @@ def _held(lock: Any, fn: Callable[..., _T], *args: Any) -> _T:
     3.9 and 3.10): one that raises after the body, before ``__exit__`` is called, leaves the
     lock held for ever, and every thread that wants it then blocks. Here the release is the
     body's last step, inside the try, and the finally clause releases the lock only if this
-    thread still holds it, which an RLock knows: only a second raise within that clause could
-    still leave it held. The loop's thread takes every lock here so, and never one it holds
-    already; the watcher and sender threads, where no handler runs, use ``with``.
+    thread still holds it, which an RLock knows: only a second raise within that clause can
+    still leave it held, and then this thread's next section on the lock releases it. Run
+    inside a section of the same lock (a finalizer the garbage collector ran there), it runs
+    ``fn`` under that section's hold. The loop's thread takes every lock here so; the watcher
+    and sender threads, where no handler runs, use ``with``.
     """
+    if lock._is_owned() and _in_section(lock):
+        return fn(*args)
     try:
         lock.acquire()
         result = fn(*args)
@@ -142,6 +148,20 @@ def _held(lock: Any, fn: Callable[..., _T], *args: Any) -> _T:
     finally:
         if lock._is_owned():
             lock.release()
+
+
+def _in_section(lock: Any) -> bool:
+    """Whether a ``_held`` of ``lock`` is running further up this thread's stack; if not, the
+    lock this thread holds was left held by a second raise, and ``_held`` releases it."""
+    frame: Optional[FrameType] = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _HELD_CODE and frame.f_locals.get("lock") is lock:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_HELD_CODE = _held.__code__
 
 
 # -- the loop's watchers -----------------------------------------------------------

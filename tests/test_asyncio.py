@@ -1141,3 +1141,35 @@ def test_a_handler_raising_as_the_loop_takes_a_lock_leaves_none_held(queue: sysv
         if step > ran:
             break
     assert step > 50, "the locked sections ran too few bytecodes to raise between"
+
+
+@pytest.mark.parametrize("kind", ["RLock", "Condition"])
+def test_held_inside_a_section_of_its_lock_keeps_the_outer_hold(kind: str) -> None:
+    # A finalizer the garbage collector runs inside a section may take the same lock again.
+    lock = getattr(threading, kind)()
+    seen: List[bool] = []
+
+    def other_thread_gets_it() -> None:
+        out: List[bool] = []
+        t = threading.Thread(target=lambda: out.append(lock.acquire(blocking=False)))
+        t.start()
+        t.join(10)
+        if out == [True]:
+            lock.release()
+        seen.append(out == [True])
+
+    def outer() -> None:
+        sysvmq.asyncio._held(lock, lambda: None)  # the section within
+        other_thread_gets_it()
+
+    sysvmq.asyncio._held(lock, outer)
+    assert seen == [False]  # the outer section still held it
+    assert _free(lock)
+
+
+@pytest.mark.parametrize("kind", ["RLock", "Condition"])
+def test_held_releases_a_hold_a_second_raise_left_behind(kind: str) -> None:
+    lock = getattr(threading, kind)()
+    lock.acquire()  # as a second raise in _held's finally clause leaves it
+    assert sysvmq.asyncio._held(lock, lambda: 7) == 7
+    assert _free(lock)
