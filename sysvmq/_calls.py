@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from typing import Any, Callable, Deque, List, Tuple
 
-from ._ffi import HEADROOM, ffi, lib, new
+from ._ffi import CALL_P, CHARS, HEADROOM, LONGS, SIZES, ffi, lib, new
 
 __all__ = ["Call", "Batch", "Pool", "split", "POOL_ROOM", "BATCH_COUNT", "BATCH_BYTES", "BATCH_WANTED"]
 
@@ -77,8 +77,8 @@ def _state(msqid: int, maxlen: int, room: int) -> Tuple[Any, Any, Any, memoryvie
     """A new state's memory, struct, text buffer, type view and room (see Call)."""
     room = max(room, maxlen, 1)
     # ffi.new clears the memory: the state starts with nothing done.
-    mem = ffi.new("long[]", -(-(_HEAD + room) // _LONG))
-    c = ffi.cast("struct sysvmq_call *", mem)
+    mem = ffi.new(LONGS, -(-(_HEAD + room) // _LONG))
+    c = ffi.cast(CALL_P, mem)
     c.msqid, c.maxlen, c.len, c.room = msqid, maxlen, -1, room
     text = ffi.buffer(c.mtext, room)
     mtype = memoryview(ffi.buffer(ffi.addressof(c[0], "mtype"), _LONG)).cast("l")
@@ -131,17 +131,17 @@ class Batch:
     def __init__(self, msqid: int, maxlen: int, capacity: int) -> None:
         self.call = call = Call(msqid, maxlen, 0)
         room = max(maxlen, min(capacity * maxlen, BATCH_BYTES), 1)
-        out = new("char[]", HEADROOM + room)
+        out = new(CHARS, HEADROOM + room)
         texts = out + HEADROOM  # msgrcv puts each type just before its text
         # C writes the format on every interpreter (only when a batch's sizes change): PyPy cuts
         # few texts with it, through cut, and leaves the general path to split.
-        self._format = fmt = new("char[]", capacity * lib.SYSVMQ_FMT_ITEM + 1)
+        self._format = fmt = new(CHARS, capacity * lib.SYSVMQ_FMT_ITEM + 1)
         self.fmt = None if PYPY else fmt
         self.cut_most = lib.SYSVMQ_FEW if PYPY else capacity
         # Cleared: C compares each new size with the last batch's before it writes it (a format
         # kept while they repeat), and must never compare with memory nothing wrote.
-        sizes = ffi.new("size_t[]", capacity)
-        types = new("long[]", capacity)
+        sizes = ffi.new(SIZES, capacity)
+        types = new(LONGS, capacity)
         c = call.c
         c.dest, c.size, c.sizes, c.types, c.fmt = texts, room, sizes, types, fmt
         self.view = ffi.buffer(texts, room)

@@ -38,6 +38,16 @@ __all__ = [
     "KEY_BITS",
     "KEY_MASK",
     "HEADROOM",
+    "LONGS",
+    "CHARS",
+    "SIZES",
+    "CALL_P",
+    "MSQID_DS_P",
+    "MSGINFO_P",
+    "LONG_LONG_P",
+    "WATCH_P",
+    "LONG_P",
+    "INT_P",
 ]
 
 IPC_PRIVATE: int = lib.IPC_PRIVATE
@@ -74,3 +84,21 @@ HEADROOM: int = lib.SYSVMQ_HEADROOM  # bytes before receive_many's texts area
 
 # C memory Python fills before reading: zeroing it first would be waste.
 new = ffi.new_allocator(should_clear_after_alloc=False)
+
+# The C types made or cast at run time, parsed once here, at import: code that may run in
+# several threads at once passes these, never a type's name. PyPy's cffi, given names in
+# several threads at once, has been seen to hand one call another's type (a "long[]" made as
+# "struct sysvmq_call[]", a "struct sysvmq_call *" taken for "long[]").
+LONGS = ffi.typeof("long[]")
+CHARS = ffi.typeof("char[]")
+SIZES = ffi.typeof("size_t[]")
+CALL_P = ffi.typeof("struct sysvmq_call *")
+MSQID_DS_P = ffi.typeof("struct msqid_ds *")
+MSGINFO_P = ffi.typeof("struct sysvmq_msginfo *")
+LONG_LONG_P = ffi.typeof("long long *")
+WATCH_P = ffi.typeof("struct sysvmq_watch *")
+LONG_P = ffi.typeof("long *")
+INT_P = ffi.typeof("int *")
+for _name in dir(lib):  # and every function and constant of lib, realized on first use: now
+    getattr(lib, _name)
+del _name

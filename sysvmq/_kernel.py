@@ -22,9 +22,12 @@ from ._ffi import (
     IPC_PRIVATE,
     IPC_STAT,
     KEY_MASK,
+    LONG_LONG_P,
     MSG_INFO,
     MSG_STAT,
     MSG_STAT_ANY,
+    MSGINFO_P,
+    MSQID_DS_P,
     ffi,
     lib,
 )
@@ -63,7 +66,7 @@ def _msginfo(cmd: int, name: str, available: bool) -> Tuple[int, Any]:
     """msgctl(IPC_INFO or MSG_INFO): its result (the highest index in use) and the struct."""
     if not available:
         raise UnsupportedOperation(errno.ENOSYS, f"{name} is Linux-only")
-    info = ffi.new("struct sysvmq_msginfo *")
+    info = ffi.new(MSGINFO_P)
     rc = lib.sysvmq_msginfo(cmd, info)
     if rc < 0:
         raise error_from_errno(ffi.errno, f"msgctl({name})")
@@ -107,7 +110,7 @@ def queues() -> List[QueueStats]:
     """
     max_index, info = _msginfo(MSG_INFO, "MSG_INFO", HAS_MSG_STAT)
     in_use = info.msgpool
-    ds = ffi.new("struct msqid_ds *")
+    ds = ffi.new(MSQID_DS_P)
     commands = (MSG_STAT_ANY, MSG_STAT) if HAS_MSG_STAT_ANY else (MSG_STAT,)
     found: List[QueueStats] = []
     for cmd in commands:
@@ -145,7 +148,7 @@ def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj
     raw = os.fsencode(path)
     if b"\0" in raw:
         raise ValueError("ftok: embedded null byte in path")
-    key = ffi.new("long long *")
+    key = ffi.new(LONG_LONG_P)
     if lib.sysvmq_ftok(raw, p, key) < 0:
         err = ffi.errno
         raise OSError(err, os.strerror(err), os.fsdecode(raw))
@@ -186,7 +189,7 @@ def msgget(ukey: int, flags: int) -> int:
 
 def ipc_stat(msqid: int) -> Tuple[int, Any]:
     """msgctl(IPC_STAT): (0, the filled struct msqid_ds), or (errno, None)."""
-    ds = ffi.new("struct msqid_ds *")
+    ds = ffi.new(MSQID_DS_P)
     if lib.msgctl(msqid, IPC_STAT, ds) < 0:
         return ffi.errno, None
     return 0, ds
@@ -201,7 +204,7 @@ def stat_any(msqid: int) -> Optional[QueueStats]:
     """
     if not HAS_MSG_STAT_ANY:
         return None
-    ds = ffi.new("struct msqid_ds *")
+    ds = ffi.new(MSQID_DS_P)
     if lib.msgctl(msqid, MSG_STAT_ANY, ds) != msqid:
         return None
     return _stats_of(msqid, ds)

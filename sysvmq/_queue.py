@@ -92,6 +92,7 @@ from ._ffi import (
     MSG_EXCEPT,
     MSG_NOERROR,
     MSG_STAT_ANY,
+    MSQID_DS_P,
     ffi,
     lib,
 )
@@ -1419,7 +1420,7 @@ class SysVMQ:
         new_gid = None if gid is None else owner_arg("gid", gid)
         err, ds = ipc_stat(self._id)
         if ds is None and err in (errno.EACCES, errno.EPERM) and HAS_MSG_STAT_ANY:
-            ds = ffi.new("struct msqid_ds *")
+            ds = ffi.new(MSQID_DS_P)
             if lib.msgctl(self._id, MSG_STAT_ANY, ds) != self._id:
                 ds = None
         if ds is None:

@@ -84,7 +84,7 @@ from . import _queue, _wait
 from ._args import SIZE_T, max_count_arg, pack, send_type_arg, timeout_arg
 from ._calls import Call
 from ._errors import QueueEmpty, QueueFull, SysVMQError, carry_count, carry_received, selector
-from ._ffi import IPC_NOWAIT, MSG_EXCEPT, ffi, lib
+from ._ffi import INT_P, IPC_NOWAIT, LONG_P, MSG_EXCEPT, SIZES, WATCH_P, ffi, lib
 from ._stats import Message
 
 __all__ = ["SysVMQ"]
@@ -189,11 +189,11 @@ class _Watcher:
         # Python's memory, not C's: it lasts while anything can reach the watcher, a coroutine
         # finalized in the same garbage collection too (whose ``finally`` calls forget).
         self.call = Call(msqid, 0, 1)
-        self.watch = ffi.new("struct sysvmq_watch *")
+        self.watch = ffi.new(WATCH_P)
         err = lib.sysvmq_watch_init(self.watch, self.call.c, mtype, self.flags, service.wake_w, token)
         if err:
             raise OSError(err, f"sysvmq: an asyncio watcher's lock: {os.strerror(err)}")
-        self.out_type, self.out_err = ffi.new("long *"), ffi.new("int *")  # what collect fills in
+        self.out_type, self.out_err = ffi.new(LONG_P), ffi.new(INT_P)  # what collect fills in
         self.waiters: Deque[asyncio.Future[Any]] = deque()
         self.asked = False  # the thread was asked to watch and has not answered yet
         self.cond = threading.Condition()
@@ -1039,7 +1039,7 @@ class _SendJob:
         keep = ffi.from_buffer(self.blob)  # stays valid across crossings (PyPy moves bytes otherwise)
         outcome: Tuple[Optional[int], Optional[BaseException]]
         try:
-            lens = ffi.from_buffer("size_t[]", sizes)
+            lens = ffi.from_buffer(SIZES, sizes)
             done = lib.sysvmq_send_many(c, self.mtype, keep, lens, len(sizes), 0, IPC_NOWAIT)  # texts end to end
             err = 0
             if done != len(self.lens):
