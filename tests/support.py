@@ -2,10 +2,12 @@
 
 import contextlib
 import os
+import signal
 import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
@@ -61,6 +63,13 @@ def run_python(code: str, *args: str, timeout: float = 60, check: bool = True) -
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def signal_main_thread(signum: int = signal.SIGUSR1) -> None:
+    """Send signum to the main thread itself. os.kill() would send it to the process, and the
+    kernel may hand a process's signal to another thread (one already has a signal pending,
+    say): the main thread's msgsnd or msgrcv would then never be interrupted."""
+    signal.pthread_kill(threading.main_thread().ident, signum)  # type: ignore[arg-type]
 
 
 def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0) -> None:

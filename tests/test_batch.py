@@ -3,7 +3,6 @@
 import array
 import contextlib
 import ctypes
-import os
 import platform
 import signal
 import struct
@@ -12,7 +11,7 @@ import threading
 from typing import Any, List
 
 import pytest
-from support import LONG_MAX, fill, wait_blocked
+from support import LONG_MAX, fill, signal_main_thread, wait_blocked
 
 import sysvmq
 from sysvmq import Message, SysVMQ
@@ -129,7 +128,7 @@ def test_send_many_interrupted_by_a_raising_handler_carries_the_count(queue: Sys
     old = signal.signal(signal.SIGUSR1, handler)
     try:
         # Signal this (main) thread once it sleeps in msgsnd on the full queue.
-        t = threading.Thread(target=lambda: (wait_blocked(sender_tid), os.kill(os.getpid(), signal.SIGUSR1)))
+        t = threading.Thread(target=lambda: (wait_blocked(sender_tid), signal_main_thread()))
         t.start()
         with pytest.raises(Stop) as info:
             queue.send_many([b"x" * 1000] * 5)

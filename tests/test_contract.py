@@ -8,13 +8,12 @@ queued or reported by the call (returned, counted or received), exactly once.
 """
 
 import contextlib
-import os
 import signal
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
-from support import wait_blocked, wait_for
+from support import signal_main_thread, wait_blocked, wait_for
 
 import sysvmq
 from sysvmq import Message, SysVMQ
@@ -76,7 +75,7 @@ def test_send_many_count_includes_what_the_waiting_crossing_queued(queue: SysVMQ
         taken.extend(queue.receive() for _ in range(2))
         wait_for(lambda: queue.stats().count == 3)  # the waiting crossing queued two more...
         wait_blocked(main)  # ...and waits again
-        os.kill(os.getpid(), signal.SIGUSR1)
+        signal_main_thread()
 
     with raising_handler():
         t = start(helper)
@@ -134,7 +133,7 @@ def test_a_handler_that_raises_while_the_send_waits_queues_nothing(queue: SysVMQ
     queue.send(b"f" * 1000)
     main = threading.get_native_id()
     with raising_handler():
-        t = start(lambda: (wait_blocked(main), os.kill(os.getpid(), signal.SIGUSR1)))
+        t = start(lambda: (wait_blocked(main), signal_main_thread()))
         with pytest.raises(Stop) as info:
             SENDS[call](queue, [b"one", b"two"])
         t.join(10)
@@ -197,7 +196,7 @@ def test_a_handler_that_raises_after_the_kernel_handed_over_keeps_the_messages(q
 def test_a_handler_that_raises_while_the_receive_waits_takes_nothing(queue: SysVMQ, call: str) -> None:
     main = threading.get_native_id()
     with raising_handler():
-        t = start(lambda: (wait_blocked(main), os.kill(os.getpid(), signal.SIGUSR1)))
+        t = start(lambda: (wait_blocked(main), signal_main_thread()))
         with pytest.raises(Stop) as info:
             RECEIVES[call](queue)
         t.join(10)
