@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
+import pytest
+
 import sysvmq
 from sysvmq import SysVMQ
 
@@ -63,6 +65,15 @@ def run_python(code: str, *args: str, timeout: float = 60, check: bool = True) -
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
+
+
+# Tests that raise at every bytecode set f_trace_opcodes from a trace function's call event.
+# CPython 3.12 (sys.monitoring) then reports no bytecode of a code object's first traced call,
+# and 3.13.0 none at all; there, as on 3.11, real handlers run only at calls and backward jumps.
+opcode_tracing = pytest.mark.skipif(
+    sys.version_info >= (3, 12) and sys.implementation.name == "cpython",
+    reason="CPython 3.12+ reports bytecodes to such a trace function unreliably",
+)
 
 
 def signal_main_thread(signum: int = signal.SIGUSR1) -> None:

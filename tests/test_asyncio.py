@@ -21,7 +21,7 @@ import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List
 
 import pytest
-from support import register, remove, run_python, wait_for
+from support import opcode_tracing, register, remove, run_python, wait_for
 
 import sysvmq
 import sysvmq.asyncio
@@ -1094,6 +1094,7 @@ def _free(lock: Any) -> bool:
     return out == [True]
 
 
+@opcode_tracing
 def test_held_releases_its_lock_wherever_a_handler_raises() -> None:
     for lock in (threading.RLock(), threading.Condition()):
         calls: List[int] = []
@@ -1113,6 +1114,7 @@ def _drain(q: sysvmq.SysVMQ) -> None:
             q.receive(block=False)
 
 
+@opcode_tracing
 def test_a_handler_raising_as_the_loop_takes_a_lock_leaves_none_held(queue: sysvmq.SysVMQ) -> None:
     # The awaited receive waits (a watcher is started), a send wakes it; an awaited send waits for
     # room in its line. Each step raises one bytecode later in a locked section: afterwards no lock

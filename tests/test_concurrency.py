@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, List, Optional
 
 import pytest
-from support import CREATED, fill, wait_blocked
+from support import CREATED, fill, opcode_tracing, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -237,6 +237,7 @@ def _raise_at(step: int, entry: Any, run: Callable[[], object]) -> Optional[Base
     return None
 
 
+@opcode_tracing
 def test_a_handler_raising_as_a_call_state_is_made_leaves_no_later_call_blocked(queue: SysVMQ) -> None:
     # A handler that raises can unwind any Python code in sysvmq, so none may take a lock that
     # its unwinding could leave held: once, on PyPy, a lock around making a call's state was,
@@ -258,6 +259,7 @@ def test_a_handler_raising_as_a_call_state_is_made_leaves_no_later_call_blocked(
     assert step > 10, "making a state ran too few bytecodes to raise between"
 
 
+@opcode_tracing
 @pytest.mark.parametrize("call", ["send_many", "receive_into"])
 def test_a_handler_raising_as_a_call_state_grows_leaves_none_half_made_in_the_pool(queue: SysVMQ, call: str) -> None:
     # A state grows (a new struct in place of the old) for a text longer than the handle's
