@@ -14,6 +14,7 @@ import platform
 from typing import Any, Optional, Sequence, Tuple
 
 from ._ffi import (
+    CHARS,
     HAS_MSG_COPY,
     ID_MAX,
     INT_MAX,
@@ -69,7 +70,7 @@ MAX_SIZE_MAX = INT_MAX
 SIZE_T = next(code for code in "LQI" if array.array(code).itemsize == ffi.sizeof("size_t"))
 # CPython's from_buffer refuses a strided or read-only view itself; PyPy's must be told.
 _CHECK_VIEWS = platform.python_implementation() != "CPython"
-_CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would parse the string on every call
+_CHARS = CHARS  # parsed once, in _ffi: from_buffer would parse the string on every call
 _from_buffer = ffi.from_buffer
 _release_buffer = ffi.release
 _unpack = ffi.unpack

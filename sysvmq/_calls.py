@@ -31,11 +31,11 @@ ANYWHERE = PYPY or sys.version_info < (3, 11)
 _reset = lib.sysvmq_reset
 _Struct = struct.Struct
 _NO_CUT = _Struct("").unpack_from
-# A state is made as zeroed longs cast to the struct, not by ffi.new from a dict: PyPy's cffi,
-# making this variable-size struct from a dict in several threads at once, now and then fails
-# with "expected integer, got dict object", and a lock around it could be left held for ever by
-# a signal handler that raises inside it. The struct's fields are longs, size_ts and pointers,
-# so an array of longs is aligned for it.
+# A state is made as zeroed longs cast to the struct, with no lock: a lock around it could be
+# left held for ever by a signal handler that raises inside it. (The lock was once there for
+# PyPy's "expected integer, got dict object", which was cffi mixing up type names parsed in
+# several threads: see _ffi.) The struct's fields are longs, size_ts and pointers, so an array
+# of longs is aligned for it.
 _HEAD = ffi.sizeof("struct sysvmq_call")
 if ffi.alignof("struct sysvmq_call") > ffi.alignof("long"):
     raise ImportError("sysvmq: struct sysvmq_call needs more alignment than an array of long gives")

@@ -78,6 +78,7 @@ from ._errors import (
     raise_above_msgmnb,
 )
 from ._ffi import (
+    CHARS,
     HAS_MSG_COPY,
     HAS_MSG_STAT_ANY,
     IPC_CREAT,
@@ -93,6 +94,7 @@ from ._ffi import (
     MSG_NOERROR,
     MSG_STAT_ANY,
     MSQID_DS_P,
+    SIZES,
     ffi,
     lib,
 )
@@ -153,8 +155,8 @@ _unpack_from = struct.unpack_from
 _string = ffi.string
 _from_buffer = ffi.from_buffer
 _release_buffer = ffi.release
-_CHARS = ffi.typeof("char[]")  # parsed once: from_buffer would parse the string on every call
-_SIZES = ffi.typeof("size_t[]")
+_CHARS = CHARS  # parsed once, in _ffi: from_buffer would parse the string on every call
+_SIZES = SIZES
 _array = array.array
 _memoryview = memoryview
 _LONG_SIZE = ffi.sizeof("long")
@@ -938,11 +940,7 @@ class SysVMQ:
                         self._pool.give_back(call)
                         return queued
                     except BaseException as exc:
-                        if queued is not None:  # the call may be back in the pool: leave it there
-                            carry_count(exc, queued)
-                        else:
-                            carry_count(exc, 0 if c is None else call.c.done)
-                            self._pool.give_back(call)
+                        self._count_out(exc, queued, call, c)
                         raise
             # One snapshot of a real list, read three times, and its count: another thread changing
             # the list cannot make the count, the lengths and the joined texts disagree. C checks
@@ -974,11 +972,7 @@ class SysVMQ:
                     queued = 0  # nothing tried: the general path below
                     calls.append(call)
                 except BaseException as exc:
-                    if queued is not None:
-                        carry_count(exc, queued)
-                    else:
-                        carry_count(exc, 0 if c is None else call.c.done)
-                        self._pool.give_back(call)
+                    self._count_out(exc, queued, call, c)
                     raise
         # The texts end to end in a bytes or bytearray, their lengths in a list of ints: checked
         # inline too. Anything this path refuses (a length that is no size_t, lengths that do not
@@ -1025,15 +1019,23 @@ class SysVMQ:
                     if kind is bytearray:
                         _release_buffer(borrowed)
                 except BaseException as exc:
-                    if queued is not None:
-                        carry_count(exc, queued)
-                    else:
-                        carry_count(exc, 0 if c is None else call.c.done)
-                        self._pool.give_back(call)
+                    self._count_out(exc, queued, call, c)
                     if kind is bytearray and borrowed is not None:
                         _release_buffer(borrowed)
                     raise
         return self._send_many(messages, type, block, timeout, lengths)
+
+    def _count_out(self, exc: BaseException, queued: Optional[int], call: Call, c: Any) -> None:
+        """send_many's except clause: ``exc`` gets ``count``, and the call state goes back to the pool.
+
+        ``queued`` is how many, once the call was done (it gave the state back itself); else C
+        recorded them in the state, if it was entered (``c`` bound as the crossing started).
+        """
+        if queued is not None:  # the call may be back in the pool: leave it there
+            carry_count(exc, queued)
+        else:
+            carry_count(exc, 0 if c is None else call.c.done)
+            self._pool.give_back(call)
 
     def _send_many(self, messages: Any, type: Any, block: bool, timeout: Any, lengths: Any) -> int:
         """send_many in full: other sequences and types, buffers, a timeout, one buffer and its lengths."""
@@ -1078,11 +1080,7 @@ class SysVMQ:
                     _release_buffer(borrowed)
                 return queued
             except BaseException as exc:
-                if queued is not None:  # the call may be back in the pool: leave it there
-                    carry_count(exc, queued)
-                else:
-                    carry_count(exc, 0 if c is None else call.c.done)
-                    self._pool.give_back(call)
+                self._count_out(exc, queued, call, c)
                 raise
         except BaseException:
             if borrowed is not None:
