@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from types import FrameType
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
@@ -74,6 +75,42 @@ opcode_tracing = pytest.mark.skipif(
     sys.version_info >= (3, 12) and sys.implementation.name == "cpython",
     reason="CPython 3.12+ reports bytecodes to such a trace function unreliably",
 )
+
+
+class Halt(Exception):
+    """What raise_at's trace function raises, as a signal handler would."""
+
+
+def raise_at(
+    step: int, traced: Callable[[FrameType], bool], run: Callable[[], object]
+) -> Tuple[Optional[BaseException], int]:
+    """Run ``run`` with a trace function that raises Halt before the step-th bytecode run in the
+    frames ``traced`` accepts (it sees each as it is entered), as a signal handler can on PyPy
+    and CPython 3.9 and 3.10 (see opcode_tracing). What was raised out of ``run`` (None if it
+    returned, a Halt swallowed on the way included), and how many bytecodes ran in those frames."""
+    ran = [0]
+
+    def trace(frame, event, arg):  # type: ignore[no-untyped-def]
+        if traced(frame):
+            frame.f_trace_opcodes = True
+            return local
+        return None
+
+    def local(frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "opcode":
+            ran[0] += 1
+            if ran[0] == step:
+                raise Halt
+        return local
+
+    sys.settrace(trace)
+    try:
+        run()
+    except Halt as exc:
+        return exc, ran[0]
+    finally:
+        sys.settrace(None)
+    return None, ran[0]
 
 
 def signal_main_thread(signum: int = signal.SIGUSR1) -> None:

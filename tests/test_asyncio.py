@@ -18,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List
 
 import pytest
-from support import opcode_tracing, register, remove, run_python, wait_for
+from support import opcode_tracing, raise_at, register, remove, run_python, wait_for
 
 import sysvmq
 import sysvmq.asyncio
@@ -1043,39 +1044,18 @@ def test_with_the_timer_turned_off_async_calls_poll() -> None:
 # -- locks a raising signal handler cannot leave held ------------------------------
 
 
-class Halt(Exception):
-    """What the trace function raises, as a signal handler would."""
-
-
 def _raising_in_held(step: int, run: Callable[[], object], seen: List[Any]) -> int:
-    """Run ``run`` with a trace function that raises Halt before the step-th bytecode run in
-    sysvmq.asyncio._held (where every lock the loop's thread takes is taken), as a signal
-    handler can on PyPy and CPython 3.9 and 3.10; each lock it saw goes into ``seen``. How many
-    bytecodes ran there."""
-    held, ran = sysvmq.asyncio._held.__code__, [0]
+    """raise_at in sysvmq.asyncio._held, where every lock the loop's thread takes is taken; each
+    lock it saw goes into ``seen``. How many bytecodes ran there."""
+    held = sysvmq.asyncio._held.__code__
 
-    def trace(frame, event, arg):  # type: ignore[no-untyped-def]
-        if frame.f_code is held:
-            frame.f_trace_opcodes = True
-            seen.append(frame.f_locals["lock"])
-            return local
-        return None
+    def traced(frame: FrameType) -> bool:
+        if frame.f_code is not held:
+            return False
+        seen.append(frame.f_locals["lock"])
+        return True
 
-    def local(frame, event, arg):  # type: ignore[no-untyped-def]
-        if event == "opcode":
-            ran[0] += 1
-            if ran[0] == step:
-                raise Halt
-        return local
-
-    sys.settrace(trace)
-    try:
-        run()
-    except Halt:
-        pass
-    finally:
-        sys.settrace(None)
-    return ran[0]
+    return raise_at(step, traced, run)[1]
 
 
 def _free(lock: Any) -> bool:

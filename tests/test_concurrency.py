@@ -9,10 +9,11 @@ import sys
 import textwrap
 import threading
 import time
+from types import FrameType
 from typing import Any, Callable, List, Optional
 
 import pytest
-from support import CREATED, fill, opcode_tracing, wait_blocked
+from support import CREATED, fill, opcode_tracing, raise_at, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -201,40 +202,18 @@ def test_sigint_to_a_receiver_blocked_in_a_child_leaves_the_queue_unchanged(queu
     assert queue.receive_message() == (b"not for the child", 1)
 
 
-class Halt(Exception):
-    """What the trace function raises, as a signal handler would."""
-
-
 def _raise_at(step: int, entry: Any, run: Callable[[], object]) -> Optional[BaseException]:
-    """Run ``run`` with a trace function that raises Halt before the step-th bytecode run in
-    frames of the code ``entry`` and of sysvmq/_calls.py functions it calls, as a signal
-    handler can on PyPy and CPython 3.9 and 3.10; what it raised, or None if they ran fewer."""
-    ran = [0]
+    """raise_at in the frames of the code ``entry`` and of sysvmq/_calls.py functions it calls:
+    what it raised, or None if they ran fewer bytecodes than ``step``."""
     where = sysvmq._calls.__file__
 
-    def trace(frame, event, arg):  # type: ignore[no-untyped-def]
-        code = frame.f_code
-        if code is entry or (code.co_filename == where and frame.f_back and frame.f_back.f_code is entry):
-            frame.f_trace_opcodes = True
-            return local
-        return None
+    def traced(frame: FrameType) -> bool:
+        code, caller = frame.f_code, frame.f_back
+        return code is entry or (code.co_filename == where and caller is not None and caller.f_code is entry)
 
-    def local(frame, event, arg):  # type: ignore[no-untyped-def]
-        if event == "opcode":
-            ran[0] += 1
-            if ran[0] == step:
-                raise Halt
-        return local
-
-    sys.settrace(trace)
-    try:
-        run()
-    except Halt as exc:
-        return exc
-    finally:
-        sys.settrace(None)
-    assert ran[0], "no bytecode of the code under test ran: the test proves nothing"
-    return None
+    exc, ran = raise_at(step, traced, run)
+    assert exc is not None or ran, "no bytecode of the code under test ran: the test proves nothing"
+    return exc
 
 
 @opcode_tracing
