@@ -716,6 +716,7 @@ static void watch_saw(struct sysvmq_watch *w, ssize_t n)
     }
     pthread_mutex_lock(&w->lock);
     atomic_store(&w->wanted, 0); /* until the loop has collected this and asks again */
+    w->seq++;
     atomic_store(&w->outcome, outcome);
     /* Under the lock, so that the pipe cannot be closed (and its number
        reused) meanwhile; the loop collects without it. A pipe takes an int
@@ -814,6 +815,18 @@ int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err)
     return outcome;
 }
 
+int sysvmq_watch_seen(struct sysvmq_watch *w, long *type, int *err, long *seq)
+{
+    int outcome = atomic_load(&w->outcome);
+
+    if (outcome != SYSVMQ_WATCH_NONE) { /* the thread records no other until this is collected */
+        *type = w->type;
+        *err = w->err;
+        *seq = w->seq;
+    }
+    return outcome;
+}
+
 int sysvmq_watch_busy(struct sysvmq_watch *w)
 {
     return atomic_load(&w->wanted) || atomic_load(&w->outcome) != SYSVMQ_WATCH_NONE;
@@ -875,6 +888,12 @@ void sysvmq_watch_forget(struct sysvmq_watch *w)
 int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err)
 {
     (void)w, (void)type, (void)err;
+    return SYSVMQ_WATCH_NONE;
+}
+
+int sysvmq_watch_seen(struct sysvmq_watch *w, long *type, int *err, long *seq)
+{
+    (void)w, (void)type, (void)err, (void)seq;
     return SYSVMQ_WATCH_NONE;
 }
 

@@ -109,6 +109,7 @@ struct sysvmq_watch {
     int inside;              /* the thread may be in msgrcv: forget wakes it */
     pthread_t thread;        /* the thread that runs it, while inside */
     atomic_int outcome;      /* SYSVMQ_WATCH_*, until collected */
+    long seq;                /* outcomes recorded so far: this one's number */
     long type;               /* TAKEN: the message's type */
     int err;                 /* ERROR: msgrcv's errno */
     long selector;           /* msgrcv's msgtyp */
@@ -269,6 +270,9 @@ void sysvmq_watch_ask(struct sysvmq_watch *w);
 void sysvmq_watch_forget(struct sysvmq_watch *w);
 /* Take the outcome (SYSVMQ_WATCH_*), filling *type and *err as it says. */
 int sysvmq_watch_collect(struct sysvmq_watch *w, long *type, int *err);
+/* The outcome, as collect returns it, left uncollected; *seq numbers the outcomes 1, 2, ... (the
+   loop acts on one before it collects it, so that it can act again if cut short). */
+int sysvmq_watch_seen(struct sysvmq_watch *w, long *type, int *err, long *seq);
 /* Whether the thread has more to do: asked to watch, or an outcome not collected yet. */
 int sysvmq_watch_busy(struct sysvmq_watch *w);
 

@@ -121,6 +121,7 @@ _again_until = lib.sysvmq_again_until
 _watch_ask = lib.sysvmq_watch_ask
 _watch_run = lib.sysvmq_watch_run
 _watch_collect = lib.sysvmq_watch_collect
+_watch_seen = lib.sysvmq_watch_seen
 _monotonic = time.monotonic
 
 
@@ -164,6 +165,20 @@ def _in_section(lock: Any) -> bool:
 _HELD_CODE = _held.__code__
 
 
+def _surely(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """Run ``fn(*args)``, a callback of the loop that must run to its end: an awaited call waits
+    for what it does. If an exception escapes it (a signal handler's, raised between any two
+    bytecodes as in ``_held``), it is run again at the loop's next turn, and the exception goes
+    on to the loop: ``fn`` must be safe to run again, whatever part of it ran. Every callback
+    this module gives a loop runs so."""
+    try:
+        fn(*args)
+    except BaseException:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits any more
+            loop.call_soon(_surely, loop, fn, *args)
+        raise
+
+
 # -- the loop's watchers -----------------------------------------------------------
 
 
@@ -193,12 +208,14 @@ class _Watcher:
         err = lib.sysvmq_watch_init(self.watch, self.call.c, mtype, self.flags, service.wake_w, token)
         if err:
             raise OSError(err, f"sysvmq: an asyncio watcher's lock: {os.strerror(err)}")
-        self.out_type, self.out_err = ffi.new(LONG_P), ffi.new(INT_P)  # what collect fills in
+        self.out_type, self.out_err, self.out_seq = ffi.new(LONG_P), ffi.new(INT_P), ffi.new(LONG_P)  # collect's
         self.waiters: Deque[asyncio.Future[Any]] = deque()
         self.asked = False  # the thread was asked to watch and has not answered yet
         self.cond = threading.Condition()
         self.thread: Optional[threading.Thread] = None
-        self.held: Deque[_Taken] = deque()  # empty messages taken, oldest first, for the receives to come
+        # Empty messages taken, oldest first, for the receives to come, by the number of the outcome
+        # that took each (sysvmq_watch_seen); None once a receive has it, until that outcome is collected.
+        self.held: Dict[int, Optional[_Taken]] = {}
 
     # in the loop's thread
 
@@ -232,67 +249,90 @@ class _Watcher:
         return _held(self.cond, self._take)
 
     def _take(self) -> "Optional[_Taken]":
-        # Under cond.
-        if not self.held:
-            return None
-        _count_held(self.msqid, -1)
-        return self.held.popleft()
+        # Under cond. Its entry stays, marked taken, until its outcome is collected: so that
+        # collect, run again for that outcome, keeps it no more.
+        for seq, message in self.held.items():
+            if message is not None:
+                self.held[seq] = None
+                _count_held(self.msqid, -1)
+                return message
+        return None
 
-    def hold(self, message: "_Taken", first: bool = True) -> None:
-        """Keep ``message`` for the receives to come: first in line (its receive was cancelled), or last."""
-        _held(self.cond, self._hold, message, first)
+    def _keep(self, seq: int, mtype: int) -> None:
+        # Under cond. Once for an outcome, however often collect runs for it.
+        if seq not in self.held:
+            self.held[seq] = _Taken(b"", mtype)  # behind any held already: they came first
+            _count_held(self.msqid, 1)
 
-    def _hold(self, message: "_Taken", first: bool) -> None:
+    def _prune(self, seq: int) -> None:
+        # Under cond, once outcome seq is collected: what was taken of it and before is forgotten.
+        for done in [k for k, m in self.held.items() if m is None and k <= seq]:
+            del self.held[done]
+
+    def _holding(self) -> bool:
         # Under cond.
-        if first:
-            self.held.appendleft(message)
-        else:
-            self.held.append(message)
-        _count_held(self.msqid, 1)
-        with contextlib.suppress(RuntimeError):  # no thread to give: it stays for the next receive
-            self._start()  # a thread that retires gives it back, if no receive comes
+        return any(m is not None for m in self.held.values())
 
     def hand_on(self) -> None:
-        """A message held again (its receive was cancelled) goes to the next waiting receive, if one waits."""
-        fut = self._next()
-        if fut is None:
-            return
-        taken = self.take()
-        if taken is None:  # a receive on the loop took it meanwhile: this one waits on
-            self.waiters.appendleft(fut)
-        else:
-            fut.set_result(taken)
+        """A receive left without acting on its wake-up: the next waiting one is woken, if a message is held."""
+        if _held(self.cond, self._holding):
+            self._wake(lib.SYSVMQ_WATCH_READY)
 
     def collect(self) -> None:
-        """The thread wrote this watcher's token: act on what it saw."""
-        kind = _watch_collect(self.watch, self.out_type, self.out_err)
+        """The thread wrote this watcher's token: act on what it saw, then collect it.
+
+        Safe to run again if an exception cuts it short, as ``_surely`` does: each
+        step holds if repeated for the same outcome (an empty message is kept once;
+        a second wake-up only has a receive try again).
+        """
+        seq_p = self.out_seq
+        kind = _watch_seen(self.watch, self.out_type, self.out_err, seq_p)
         if kind == lib.SYSVMQ_WATCH_NONE:
             return
+        seq = seq_p[0]
+        if kind == lib.SYSVMQ_WATCH_TAKEN:
+            _held(self.cond, self._keep, seq, self.out_type[0])
+        elif kind == lib.SYSVMQ_WATCH_LOST:  # the application gave the timer signal a disposition of its own
+            _wait._lose_timer()
+        self._wake(kind)
+        _watch_collect(self.watch, self.out_type, self.out_err)
         # Asked again since the thread saw this (a receive left and another came): it watches on.
         self.asked = bool(lib.sysvmq_watch_busy(self.watch))
-        if kind == lib.SYSVMQ_WATCH_TAKEN:
-            self.hold(_Taken(b"", self.out_type[0]), first=False)  # behind any held already: they came first
-            kind = lib.SYSVMQ_WATCH_READY
-        if kind == lib.SYSVMQ_WATCH_READY:
-            fut = self._next()
+        _held(self.cond, self._prune, seq)
+
+    def _wake(self, kind: int) -> None:
+        """Tell the waiting receives what the thread saw."""
+        if kind in (lib.SYSVMQ_WATCH_READY, lib.SYSVMQ_WATCH_TAKEN):  # the first tries (or takes what is held)
+            fut = self._first()
             if fut is not None:
-                taken = self.take()
-                fut.set_result(_READY if taken is None else taken)
+                fut.set_result(_READY)
+                self._served(fut)
             return
-        if kind == lib.SYSVMQ_WATCH_LOST:  # the application gave the timer signal a disposition of its own
-            _wait._lose_timer()
         # POLL, LOST: no thread can wait for them; ERROR: the queue is gone, or may not be read (their try says)
-        while self.waiters:
-            fut = self.waiters.popleft()
+        for fut in self.waiters:
             if not fut.done():
                 fut.set_result(_READY if kind == lib.SYSVMQ_WATCH_ERROR else _POLL)
+        self.waiters.clear()
 
-    def _next(self) -> "Optional[asyncio.Future[Any]]":
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                return fut
-        return None
+    def heal(self) -> None:
+        """After an exception cut ``collect`` short, once it has run again: ask the thread again if the
+        loop collected its outcome without hearing it, and wake a receive for a message held."""
+        if self.asked and not lib.sysvmq_watch_busy(self.watch):
+            self.asked = False
+        self.hand_on()
+        self.ask()
+
+    def _served(self, fut: "asyncio.Future[Any]") -> None:
+        # Out of line once it has its result, not before: one cut short stays in line (heal).
+        if self.waiters and self.waiters[0] is fut:
+            self.waiters.popleft()
+
+    def _first(self) -> "Optional[asyncio.Future[Any]]":
+        """The first waiting receive still waiting, left in line."""
+        waiters = self.waiters
+        while waiters and waiters[0].done():
+            waiters.popleft()
+        return waiters[0] if waiters else None
 
     def _start(self) -> None:
         # Under cond.
@@ -319,10 +359,11 @@ class _Watcher:
                     continue  # asked again, or the loop has yet to collect what it saw
                 if closed:  # its receives will never run again: what the thread took goes back
                     lib.sysvmq_watch_forget(watch)
-                    if _watch_collect(watch, self.out_type, self.out_err) == lib.SYSVMQ_WATCH_TAKEN:
-                        self._hold(_Taken(b"", self.out_type[0]), first=False)  # it holds cond
+                    if _watch_seen(watch, self.out_type, self.out_err, self.out_seq) == lib.SYSVMQ_WATCH_TAKEN:
+                        self._keep(self.out_seq[0], self.out_type[0])  # it holds cond
+                    _watch_collect(watch, self.out_type, self.out_err)
                 self.thread = None  # retire; the loop starts another if need be
-                held = list(self.held)
+                held = [m for m in self.held.values() if m is not None]
                 self.held.clear()
                 _count_held(self.msqid, -len(held))
                 break
@@ -340,7 +381,7 @@ class _Watcher:
 
     def _idle(self) -> bool:
         # Under cond.
-        return self.thread is None and not self.waiters and not self.held
+        return self.thread is None and not self.waiters and not self._holding()
 
     def _give_back(self, messages: "List[_Taken]") -> None:
         """Put empty messages no receive took back on the queue, waiting for room if need be."""
@@ -450,22 +491,31 @@ class _Service:
         """In the loop's thread: the pipe says which watchers saw something."""
         try:
             told = os.read(self.wake_r, 1 << 16)  # whole ints: each was written in one piece
+            for token in memoryview(told).cast("i").tolist():
+                w = self.tokens.get(token)
+                if w is not None:
+                    w.collect()
+            overflows = lib.sysvmq_watch_overflows()
+            if overflows != self.overflows:  # a full pipe refused some tokens: look at every watcher
+                self.overflows = overflows
+                self._heal()
         except (BlockingIOError, InterruptedError):
             return
-        for token in memoryview(told).cast("i").tolist():
-            w = self.tokens.get(token)
-            if w is not None:
-                w.collect()
-        overflows = lib.sysvmq_watch_overflows()
-        if overflows != self.overflows:  # a full pipe refused some tokens: look at every watcher
-            self.overflows = overflows
-            for w in list(self.tokens.values()):
-                w.collect()
+        except BaseException:  # cut short: what was read may be lost, or collected and not acted on
+            self.loop.call_soon(_surely, self.loop, self._heal)
+            raise
+
+    def _heal(self) -> None:
+        """Collect and act on what every watcher saw, whatever was done of it before."""
+        for w in list(self.tokens.values()):
+            w.collect()
+            w.heal()
 
     def drop(self, w: _Watcher) -> None:
         key = (w.msqid, w.mtype, bool(w.flags))
         if self.watchers.get(key) is w:
             del self.watchers[key]
+        if self.tokens.get(w.token) is w:  # apart: each step holds if run again (_surely)
             del self.tokens[w.token]
             lib.sysvmq_watch_unpipe(w.watch)  # a thread started for it later tells no one
         if not self.watchers:
@@ -507,9 +557,9 @@ class _Service:
             self.wake_w = self.wake_r = -1
 
     def post(self, func: Callable[..., None], *args: Any) -> bool:
-        """Run func in the loop's thread; False if the loop is closed."""
+        """Run func in the loop's thread (through _surely); False if the loop is closed."""
         try:
-            self.loop.call_soon_threadsafe(func, *args)
+            self.loop.call_soon_threadsafe(_surely, self.loop, func, *args)
         except RuntimeError:
             return False
         return True
@@ -772,31 +822,26 @@ class SysVMQ(_queue.SysVMQ):
         fut: asyncio.Future[Any] = loop.create_future()
         watcher.waiters.append(fut)
         timer = None
+        got: Any = None
         try:
             watcher.ask()
             timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
             got = await fut
         except asyncio.CancelledError as exc:
-            if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Taken):
-                # Taken for us: the next receive gets it, the one waiting already too. The watcher
-                # is looked up again: one that retired meanwhile is forgotten, with its loop's pipe.
-                service = _Service.of(loop)
-                if service is not None:
-                    watcher = service.watcher(self._id, mtype, except_)
-                watcher.hold(fut.result())
-                watcher.hand_on()
             carry_received(exc, [])
             raise
         finally:
             if timer is not None:
                 timer.cancel()
             watcher.forget(fut)
+            if got is None:  # it leaves without acting on a wake-up it may have had: an empty message
+                watcher.hand_on()  # held stays held (it took nothing), and wakes the next waiting one
             watcher.ask()  # the next waiting receive, if any, is served next
         if got is _TIMEOUT:
             raise self._timed_out(mtype, except_, wait)
         if got is _POLL:
             return await self._poll(mtype, except_, deadline, wait)
-        return got if isinstance(got, _Taken) else None
+        return None
 
     async def _poll(
         self, mtype: int, except_: bool, deadline: Optional[float], wait: Optional[float]
@@ -926,7 +971,7 @@ class SysVMQ(_queue.SysVMQ):
 
     def _expire(self, line: "_Line", job: "_SendJob") -> None:
         """A send's deadline passed while it waited its turn in the line: it queued nothing."""
-        if line.withdraw(job) and not job.future.done():
+        if not job.future.done() and (line.withdraw(job) or job.withdrawn):
             exc = self._send_error(errno.EAGAIN, job.lens[0], job.wait)
             carry_count(exc, 0)
             job.future.set_exception(exc)
@@ -1006,6 +1051,7 @@ class _SendJob:
         self.loop = loop
         self.future: asyncio.Future[int] = loop.create_future()
         self.cancelled = threading.Event()
+        self.withdrawn = False  # taken out of its line before its turn (under the line's cond)
         self.count = 0
         self.ident: Optional[int] = None  # the thread running it, once one does
 
@@ -1018,7 +1064,7 @@ class _SendJob:
 
     def stopped(self) -> bool:
         # A closed loop will never hear the outcome: what is left is not queued.
-        return self.cancelled.is_set() or self.loop.is_closed()
+        return self.withdrawn or self.cancelled.is_set() or self.loop.is_closed()
 
     def run(self) -> None:
         """In the line's thread: send, waiting for room; then hand the outcome to the loop."""
@@ -1029,7 +1075,7 @@ class _SendJob:
 
     def _post(self, outcome: Tuple[Optional[int], Optional[BaseException]]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits for this
-            self.loop.call_soon_threadsafe(self._settle, outcome)
+            self.loop.call_soon_threadsafe(_surely, self.loop, self._settle, outcome)
 
     def _run(self) -> None:
         q = self.q
@@ -1115,11 +1161,11 @@ class _Line:
         return _held(self.cond, self._withdraw, job)
 
     def _withdraw(self, job: _SendJob) -> bool:
-        # Under cond.
-        try:
-            self.jobs.remove(job)
-        except ValueError:
+        # Under cond. withdrawn first: a job cut short here, left in the line, queues nothing either.
+        if job not in self.jobs:
             return False
+        job.withdrawn = True
+        self.jobs.remove(job)
         return True
 
     # in the line's thread
@@ -1191,14 +1237,19 @@ class _Expiry:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, expire: Callable[[], None]) -> None:
         self.loop, self.deadline, self.expire = loop, deadline, expire
-        self.handle = loop.call_later(max(0.0, deadline - _monotonic()), self._fire)
+        self.cancelled = False
+        self.handle = loop.call_later(max(0.0, deadline - _monotonic()), _surely, loop, self._fire)
 
     def _fire(self) -> None:
+        # Run again, after an exception, it may have set two timers: expire holds if called twice.
+        if self.cancelled:
+            return
         left = self.deadline - _monotonic()
         if left > 0:
-            self.handle = self.loop.call_later(left, self._fire)
+            self.handle = self.loop.call_later(left, _surely, self.loop, self._fire)
         else:
             self.expire()
 
     def cancel(self) -> None:
+        self.cancelled = True
         self.handle.cancel()

@@ -82,12 +82,16 @@ class Halt(Exception):
 
 
 def raise_at(
-    step: int, traced: Callable[[FrameType], bool], run: Callable[[], object]
+    step: int,
+    traced: Callable[[FrameType], bool],
+    run: Callable[[], object],
+    counted: Callable[[FrameType], bool] = lambda frame: True,
 ) -> Tuple[Optional[BaseException], int]:
     """Run ``run`` with a trace function that raises Halt before the step-th bytecode run in the
     frames ``traced`` accepts (it sees each as it is entered), as a signal handler can on PyPy
-    and CPython 3.9 and 3.10 (see opcode_tracing). What was raised out of ``run`` (None if it
-    returned, a Halt swallowed on the way included), and how many bytecodes ran in those frames."""
+    and CPython 3.9 and 3.10 (see opcode_tracing); bytecodes ``counted`` refuses (it sees the
+    frame as each runs) are not counted. What was raised out of ``run`` (None if it returned, a
+    Halt swallowed on the way included), and how many bytecodes ran in those frames."""
     ran = [0]
 
     def trace(frame, event, arg):  # type: ignore[no-untyped-def]
@@ -97,7 +101,7 @@ def raise_at(
         return None
 
     def local(frame, event, arg):  # type: ignore[no-untyped-def]
-        if event == "opcode":
+        if event == "opcode" and counted(frame):
             ran[0] += 1
             if ran[0] == step:
                 raise Halt

@@ -4,6 +4,7 @@ import array
 import asyncio
 import collections
 import contextlib
+import dis
 import enum
 import errno
 import gc
@@ -22,7 +23,7 @@ from types import FrameType
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List
 
 import pytest
-from support import opcode_tracing, raise_at, register, remove, run_python, wait_for
+from support import Halt, opcode_tracing, raise_at, register, remove, run_python, wait_for
 
 import sysvmq
 import sysvmq.asyncio
@@ -1155,3 +1156,122 @@ def test_held_releases_a_hold_a_second_raise_left_behind(kind: str) -> None:
     lock.acquire()  # as a second raise in _held's finally clause leaves it
     assert sysvmq.asyncio._held(lock, lambda: 7) == 7
     assert _free(lock)
+
+
+# -- loop callbacks a raising signal handler cannot cut short ------------------------
+
+_CALLBACKS = {sysvmq.asyncio._surely.__code__, sysvmq.asyncio._Service._woken.__code__}
+_ASYNCIO_FILE = sysvmq.asyncio.__file__
+
+
+# Where _surely's try begins: a raise before it (at the function's entry, as CPython 3.11+ checks
+# for signals there) is asyncio's own window, as in its Handle._run, which no callback can close.
+_SURELY_TRY = next(i.offset for i in dis.get_instructions(sysvmq.asyncio._surely) if i.argval == "fn")
+
+
+def _past_entry(frame: FrameType) -> bool:
+    return frame.f_code is not sysvmq.asyncio._surely.__code__ or frame.f_lasti >= _SURELY_TRY
+
+
+def _in_callback(frame: FrameType) -> bool:
+    """Whether the frame is sysvmq.asyncio's, run by a callback it gave the loop."""
+    if frame.f_code.co_filename != _ASYNCIO_FILE:
+        return False
+    f: Any = frame
+    while f is not None:
+        if f.f_code in _CALLBACKS:
+            return True
+        f = f.f_back
+    return False
+
+
+def _this_loops_watcher_asleep(q: AsyncQ) -> bool:
+    """Whether the running loop's watcher of q (any type) is asleep in msgrcv; the watcher of a
+    loop that ended may linger beside it."""
+    service = sysvmq.asyncio._Service._all.get(asyncio.get_running_loop())
+    w = None if service is None else service.watchers.get((q.id, 0, False))
+    thread = None if w is None else w.thread
+    return thread is not None and thread.native_id is not None and _in_msgrcv(os.getpid(), thread.native_id)
+
+
+def _this_loops_sender_in_msgsnd(q: AsyncQ) -> bool:
+    """Whether the running loop's send line of q is in msgsnd (a line of a loop that ended may linger)."""
+    senders = sysvmq.asyncio._Senders._all.get(asyncio.get_running_loop())
+    line = None if senders is None else senders.lines.get(q.id)
+    thread = None if line is None else line.thread
+    return thread is not None and thread.native_id is not None and _in_msgrcv(os.getpid(), thread.native_id)
+
+
+async def _receive_woken(q: AsyncQ, text: bytes) -> None:
+    waiting = asyncio.ensure_future(q.receive(timeout=5))
+    await _until(lambda: _this_loops_watcher_asleep(q), "the watcher asleep")
+    _sync(q).send(text, 3)
+    assert await waiting == text  # not QueueEmpty after 5 s: the wake-up was acted on
+
+
+async def _receive_timing_out(q: AsyncQ) -> None:
+    with pytest.raises(sysvmq.QueueEmpty):
+        await q.receive(timeout=0.02)  # long enough to wait, on a cold PyPy too
+
+
+async def _send_given_room(q: AsyncQ) -> None:
+    q.update(max_size=1)
+    await q.send(b"f")
+    sending = asyncio.ensure_future(q.send(b"g", timeout=5))
+    await _until(lambda: _this_loops_sender_in_msgsnd(q), "the send asleep in msgsnd")
+    assert _sync(q).receive() == b"f"
+    assert await sending is None  # its outcome was settled
+
+
+async def _send_timing_out_in_line(q: AsyncQ) -> None:
+    q.update(max_size=1)
+    await q.send(b"f")
+    first = asyncio.ensure_future(q.send(b"g"))
+    await _until(lambda: _this_loops_sender_in_msgsnd(q), "the first send asleep in msgsnd")
+    with pytest.raises(sysvmq.QueueFull) as full:
+        await q.send(b"h", timeout=0.02)  # expires in line, behind the first
+    assert full.value.count == 0
+    assert _sync(q).receive() == b"f"
+    assert await first is None
+
+
+SCENARIOS = {
+    "a receive woken by a message": lambda q: _receive_woken(q, b"x"),
+    "a receive woken by an empty message": lambda q: _receive_woken(q, b""),
+    "a receive timing out": _receive_timing_out,
+    "a send given room": _send_given_room,
+    "a send timing out in its line": _send_timing_out_in_line,
+}
+LEFT = {  # what each scenario leaves queued
+    "a send given room": [b"g"],
+    "a send timing out in its line": [b"g"],
+}
+
+
+@opcode_tracing
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_a_handler_raising_in_a_loop_callback_leaves_no_call_hanging(aq: AsyncQ, scenario: str) -> None:
+    # A handler may raise between any two bytecodes of a callback the loop runs for a waiting
+    # call (a wake-up, a send's outcome, a deadline). Each step raises one bytecode later. Every
+    # call still ends as it would have, within its own timeout, and nothing queued is lost or
+    # duplicated; the exception reaches the loop's handler.
+    limit = aq.stats().max_size
+    raised: List[BaseException] = []
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: raised.append(ctx["exception"]))
+        await asyncio.wait_for(SCENARIOS[scenario](aq), 20)  # TimeoutError: a call left hanging
+
+    for step in itertools.count(1):
+        raised.clear()
+        exc, ran = raise_at(step, _in_callback, lambda: asyncio.run(run()), _past_entry)
+        assert exc is None, f"a raise at bytecode {step} of the callbacks reached the call"
+        if step > ran:
+            break
+        assert [type(e) for e in raised] == [Halt], f"at bytecode {step}"
+        aq.update(max_size=limit)
+        left = []
+        with contextlib.suppress(sysvmq.QueueEmpty):
+            left = _sync(aq).receive_many(5, block=False)
+        assert left == LEFT.get(scenario, []), f"at bytecode {step}"
+    assert step > 10, "the callbacks ran too few bytecodes to raise between"
