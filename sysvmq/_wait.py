@@ -14,7 +14,8 @@ operation until it is done, in one of three ways:
   signal interrupts the call, which the kernel never restarts, having moved
   nothing. Where that cannot be (another platform, the mechanism turned off,
   the application's own handler on the signal), by non-blocking tries with
-  sleeps between, 50 us doubling to 1 ms (``"poll"``).
+  sleeps between, 50 us doubling to 1 ms (``"poll"``); so too, there, a
+  blocking send, which must look at max_size every SEND_SLICE seconds.
 
 EINTR follows PEP 475: the interpreter runs the signal handlers as the
 crossing returns. If one raises, its exception ends the call, and the facade
@@ -234,8 +235,10 @@ def finish(
                 return err
         elif err != _EINTR:
             return err
-        # EINTR: a handler has run and returned (one that raises ends the call); go on.
-        if deadline is None and cancelled is None and not timer:
+        # EINTR: a handler has run and returned (one that raises ends the call); go on. Without
+        # the timer, only a call with nothing to look at while it waits sleeps in the kernel: a
+        # send, which must read max_size again, polls.
+        if deadline is None and look is None:
             if _again(c, 0) >= 0:
                 return 0
             err = c.err

@@ -124,19 +124,20 @@ def signal_main_thread(signum: int = signal.SIGUSR1) -> None:
     signal.pthread_kill(threading.main_thread().ident, signum)  # type: ignore[arg-type]
 
 
-def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0) -> None:
-    """Wait until a thread sleeps in msgrcv/msgsnd, as /proc/PID/task/TID/wchan shows."""
+def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0, where: str = "msg") -> None:
+    """Wait until a thread sleeps in msgrcv/msgsnd, as /proc/PID/task/TID/wchan shows; with
+    ``where="sleep"``, in a sleep between a polling call's tries."""
     path = f"/proc/{pid or os.getpid()}/task/{tid}/wchan"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with open(path) as f:
-                if "msg" in f.read():
+                if where in f.read():
                     return
         except FileNotFoundError:
             pass
         time.sleep(0.001)
-    raise AssertionError(f"thread {tid} never blocked in msgrcv/msgsnd ({path})")
+    raise AssertionError(f"thread {tid} never blocked in {where} ({path})")
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:

@@ -4,7 +4,7 @@ a full queue says which limit it hit; max_size takes only what the kernel keeps.
 import json
 import os
 import threading
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 from support import run_python, wait_blocked
@@ -238,12 +238,26 @@ def test_a_batch_checked_on_a_stale_reading_says_what_it_queued(queue: SysVMQ, m
     assert queue.stats().count == 1
 
 
+@pytest.fixture(params=["timer", "poll"])
+def wait(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each way a call can wait (sysvmq.timed_wait): with the timer, and polling as without it."""
+    if request.param == "poll":
+        sysvmq.set_timer_signal(None)
+    try:
+        yield sysvmq.timed_wait
+    finally:
+        sysvmq.set_timer_signal(sysvmq._wait.default_timer_signal())
+
+
 @pytest.mark.parametrize("many", [False, True])
 @pytest.mark.parametrize("mode", ["timeout=1", "blocking"])
-def test_max_size_lowered_while_a_send_waits_ends_it_as_too_large(queue: SysVMQ, mode: str, many: bool) -> None:
+def test_max_size_lowered_while_a_send_waits_ends_it_as_too_large(
+    queue: SysVMQ, mode: str, many: bool, wait: str
+) -> None:
     # The send checked its message against max_size 1000 and began to wait for room; then max_size went
     # below the message. It can never fit: MessageTooLarge (after at most a slice of the wait), not a
-    # wait for ever, nor QueueFull at the deadline. Lowered to 1, the queue also holds what it holds.
+    # wait for ever, nor QueueFull at the deadline, whether it waits with the timer or polls. Lowered
+    # to 1, the queue also holds what it holds.
     queue.update(max_size=1000)
     queue.send(b"f" * 1000)
     kwargs = MODES[mode]
@@ -260,7 +274,7 @@ def test_max_size_lowered_while_a_send_waits_ends_it_as_too_large(queue: SysVMQ,
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    wait_blocked(sender.native_id)
+    wait_blocked(sender.native_id, where="msg" if wait == "timer" else "sleep")
     queue.update(max_size=500)
     sender.join(10)
     assert not sender.is_alive(), "the send waited for room its message can never have"
