@@ -42,8 +42,10 @@ watch, and no call ever blocks the loop's thread in the kernel:
   ``count``, what it had queued, as the sync calls' exceptions do.
 - Threads are woken from the kernel by the timer signal (``sysvmq.timer_signal``).
   Where timed calls poll (``sysvmq.timed_wait == "poll"``), or a watcher's
-  thread can have no timer, waits poll from the loop instead: non-blocking
-  tries, 50 us doubling to 10 ms, between them.
+  thread can have no timer, or the system gives no thread at all, waits poll
+  from the loop instead: non-blocking tries, 50 us doubling to 10 ms, between
+  them. Each selector with receives waiting has its own thread: a loop that
+  waits on thousands of types at once has thousands of threads.
 - A loop that is closed with calls still waiting (``loop.close()`` without
   cancelling its tasks) has its sends count as cancelled: their thread ends
   within about LINGER (0.1 s) without queueing what is left, and a watcher
@@ -824,9 +826,13 @@ class SysVMQ(_queue.SysVMQ):
         timer = None
         got: Any = None
         try:
-            watcher.ask()
-            timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
-            got = await fut
+            try:
+                watcher.ask()
+            except RuntimeError:  # the system has no thread to give ("can't start new thread"): poll
+                got = _POLL
+            else:
+                timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
+                got = await fut
         except asyncio.CancelledError as exc:
             carry_received(exc, [])
             raise
@@ -947,7 +953,10 @@ class SysVMQ(_queue.SysVMQ):
         if not _wait._start_timer():
             return await self._send_polling(blob, list(lens), mtype, deadline, wait)
         job = _SendJob(self, blob, lens, mtype, deadline, wait, loop)
-        line = _Senders.submit(loop, self._id, job)
+        try:
+            line = _Senders.submit(loop, self._id, job)
+        except RuntimeError:  # the system has no thread to give ("can't start new thread"): poll
+            return await self._send_polling(blob, list(lens), mtype, deadline, wait)
         expiry = None if deadline is None else _Expiry(loop, deadline, lambda: self._expire(line, job))
         try:
             return await asyncio.shield(job.future)
