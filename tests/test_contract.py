@@ -10,6 +10,7 @@ queued or reported by the call (returned, counted or received), exactly once.
 import contextlib
 import signal
 import threading
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
@@ -220,3 +221,62 @@ def test_a_partial_nonblocking_send_many_returns_its_count(queue: SysVMQ) -> Non
     with pytest.raises(sysvmq.QueueFull) as info:
         queue.send_many([b"y"], block=False)
     assert info.value.count == 0
+
+
+# -- a handler pending as the crossing returns -----------------------------------------
+
+STORMED: Dict[str, Callable[[SysVMQ], object]] = {
+    "send": lambda q: q.send(b"12345678"),
+    "send_many": lambda q: q.send_many([b"12345678"] * 2),
+    "receive": lambda q: q.receive(),
+    "receive_many": lambda q: q.receive_many(3),
+}
+
+
+@pytest.mark.parametrize("call", list(STORMED))
+def test_a_handler_pending_as_the_crossing_returns_raises_inside_the_call(queue: SysVMQ, call: str) -> None:
+    # A signal that comes while the call is in C, and not blocked in the kernel, is handled once
+    # the crossing returns: on PyPy at the next backward jump, which was the caller's, after the
+    # method had returned (its exception then said nothing of what the kernel had done). Under a
+    # storm of raising handlers, most exceptions of calls that moved messages must carry count
+    # or received. Measured (300 each): before, on PyPy, 5-8 in 10 said nothing; now 1-3 in 10
+    # on PyPy, up to 1 in 10 on CPython (a raise in this loop, as the call has returned).
+    sends = call.startswith("send")
+    fill = [b"12345678"] * 1000
+    armed = [False]
+    moved = said = 0
+
+    def handler(sig: int, frame: object) -> None:
+        if armed[0]:
+            armed[0] = False
+            raise Stop
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    try:
+        expected = 0 if sends else queue.send_many(fill)
+        deadline = time.monotonic() + 20
+        while moved < 300 and time.monotonic() < deadline:
+            try:
+                armed[0] = True
+                got = STORMED[call](queue)
+                armed[0] = False
+                expected += (got or 1) if sends else len(got)  # type: ignore[arg-type]
+            except Stop as exc:
+                armed[0] = False
+                now = queue.stats().count
+                if now != expected:
+                    moved += 1
+                    said += hasattr(exc, "count" if sends else "received")
+                expected = now
+            if sends and expected > 2000:
+                armed[0] = False
+                expected -= len(queued(queue))
+            elif not sends and expected < 100:
+                armed[0] = False
+                expected += queue.send_many(fill)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert moved >= 300, "too few raises landed as the kernel moved messages"
+    assert said >= 0.6 * moved, f"{moved - said} of {moved} exceptions of calls that moved messages said nothing"
