@@ -88,6 +88,7 @@ _ID_MAX = 2**32 - 2  # uid_t and gid_t; (uid_t)-1 means "no change" to the kerne
 # and 2**31 and above are negative to it. Nothing above INT_MAX is kept as given.
 MAX_SIZE_LIMIT = _INT_MAX
 REQUEUE_WAIT = 5.0  # seconds recv waits for room to queue a message again
+READER_GRACE = 1.0  # seconds a stopped recv waits for its reader to read, or to go, before it leaves
 PEEK_POLL_MAX = 0.1  # seconds between scans while --peek waits for a match
 
 
@@ -144,27 +145,31 @@ class Output:
         poller.register(self.fd, 0)  # POLLERR, POLLHUP and POLLNVAL are always reported
         return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
-    def wait_read(self) -> None:
-        """On a pipe, wait until the reader has read all that was written.
+    def wait_read(self, timeout: Optional[float] = None) -> bool:
+        """On a pipe, wait until the reader has read all that was written, for ``timeout`` seconds
+        at most (None: for as long as it takes); False if that time passed first.
 
         Raises OutputError if the reader went away with bytes unread. A pipe
         holds 64 KiB that a writer cannot take back: without this wait, ``recv
         --count 3 | head -1`` would take messages that no one reads.
         """
         if not self.pipe or self.fd is None:
-            return
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
         unread = array.array("i", [0])
         pause = 20e-6
         while True:
             fcntl.ioctl(self.fd, termios.FIONREAD, unread)
             if unread[0] == 0:
-                return
+                return True
             if self._reader_gone():
                 # It may have read the rest just before it went; gone, it reads no more: look again.
                 fcntl.ioctl(self.fd, termios.FIONREAD, unread)
                 if unread[0] == 0:
-                    return
+                    return True
                 raise OutputError("standard output's reader went away before reading it", errno.EPIPE)
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
             time.sleep(pause)
             pause = min(pause * 2, 0.01)
 
@@ -681,52 +686,66 @@ def cmd_recv(args: argparse.Namespace, out: Output) -> None:
         _peek(q, args, out, fmt)
         return
     printed = 0
+    mtype = args.type
+    block, timeout = not args.nowait and not args.all, None if args.all else args.timeout
+    deadline = None if timeout is None else time.monotonic() + timeout  # for all --count messages
     with Signals() as signals:
-        if args.all:
-            # What was queued when it started, and no more: a live producer would keep it going for ever.
-            left = q.stats().count
-            take: Callable[[], Message] = lambda: q.receive_message(args.type, block=False)  # noqa: E731
-        else:
-            left = args.count
-            wait = _wait_args(args)
-            take = lambda: q.receive_message(args.type, **wait)  # noqa: E731
+        left = q.stats().count if args.all else args.count  # --all: what was queued when it started, no more
         while left > 0:
             try:
                 out.check()
             except OutputError as exc:
                 raise OutputError(f"{exc.reason}: {printed} printed, the rest left in the queue", exc.err) from None
+            message: Optional[Message] = None
+            written = False
+            if deadline is not None:
+                timeout = max(0.0, deadline - time.monotonic())
             try:
-                message = take()
+                # Plain arguments: CPython 3.11+ runs no handler between the return and the store.
+                message = q.receive_message(mtype, block=block, timeout=timeout)
+                with signals.holding():  # taken: until it is out of the process, a signal waits
+                    out.write(fmt(message))
+                    written = True
+                # Out of the process, maybe not yet read: a reader that goes now leaves it in the pipe, for no one.
+                out.wait_read()
             except QueueEmpty:
                 if args.all:
                     return
                 raise
             except MessageTooLarge:
-                raise CommandError(_unreadable(q, args.type)) from None
-            except BaseException as exc:
-                # A signal that stopped the command as the kernel handed a message over: the
-                # library says which (exc.received); it goes back rather than being lost.
-                with signals.holding():
-                    for taken in getattr(exc, "received", ()):
-                        _stderr(f"sysvmq recv: {_requeue(q, taken)}")
-                raise
-            # Taken: from here until it is out of the process, a signal waits.
-            with signals.holding():
-                try:
-                    out.write(fmt(message))
-                except OutputError as exc:
-                    where = _requeue(q, message)
-                    raise OutputError(f"{exc.reason}: {where}; {printed} printed before it", exc.err) from None
-            # Out of the process, maybe not yet read: a reader that goes now leaves it in the pipe, for no one.
-            # (A signal while waiting ends the command and leaves the message to the reader.)
-            try:
-                out.wait_read()
-            except OutputError as exc:
+                raise CommandError(_unreadable(q, mtype)) from None
+            except OutputError as exc:  # it could not be written, or its reader went without reading it
                 with signals.holding():  # raised inside: a signal meanwhile must not hide where the message went
-                    where = _requeue(q, message)
+                    where = _requeue(q, message) if message is not None else "nothing taken"
                     raise OutputError(f"{exc.reason}: {where}; {printed} printed before it", exc.err) from None
+            except BaseException as exc:
+                # A signal stopped the command: as the kernel handed a message over (the library
+                # says which, exc.received), or once it had one. What it took is printed, as asked,
+                # and read; what cannot be is put back.
+                with signals.holding():
+                    if message is None:
+                        for taken in getattr(exc, "received", ()):
+                            _stderr(f"sysvmq recv: {_hand_over(q, out, taken, fmt, False)}")
+                    else:
+                        note = _hand_over(q, out, message, fmt, written)
+                        if note:
+                            _stderr(f"sysvmq recv: {note}")
+                raise
             printed += 1
             left -= 1
+
+
+def _hand_over(q: SysVMQ, out: Output, message: Message, fmt: Callable[[Message], bytes], written: bool) -> str:
+    """After a stop signal: print a message recv took, if not yet, and wait a moment for it to be read.
+    What its reader does not read (gone, as Ctrl-C ends a pipeline's reader too) goes back to the
+    queue. What to say of it, or "" if it was printed (a reader still there reads it later)."""
+    try:
+        if not written:
+            out.write(fmt(message))
+        out.wait_read(READER_GRACE)
+    except OutputError as exc:
+        return f"{exc.reason}: {_requeue(q, message)}"
+    return ""
 
 
 def cmd_rm(args: argparse.Namespace, out: Output) -> None:
@@ -944,7 +963,7 @@ def parser() -> argparse.ArgumentParser:
             "--timeout",
             type=_seconds,
             metavar="S",
-            help="wait at most S seconds, then exit 5 (default: wait for ever)",
+            help="wait at most S seconds in all (for every --count message), then exit 5 (default: wait for ever)",
         )
 
     c = command("ls", "list every queue you may see, as ipcs -q does, with more", cmd_ls)

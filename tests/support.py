@@ -10,7 +10,7 @@ import textwrap
 import threading
 import time
 from types import FrameType
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 import pytest
 
@@ -124,15 +124,22 @@ def signal_main_thread(signum: int = signal.SIGUSR1) -> None:
     signal.pthread_kill(threading.main_thread().ident, signum)  # type: ignore[arg-type]
 
 
-def wait_blocked(tid: int, pid: Optional[int] = None, timeout: float = 10.0, where: str = "msg") -> None:
+SLEEPING = ("sleep", "select", "poll_schedule")  # time.sleep's wchan: clock_nanosleep, or select (PyPy, < 3.11)
+
+
+def wait_blocked(
+    tid: int, pid: Optional[int] = None, timeout: float = 10.0, where: Union[str, Tuple[str, ...]] = "msg"
+) -> None:
     """Wait until a thread sleeps in msgrcv/msgsnd, as /proc/PID/task/TID/wchan shows; with
-    ``where="sleep"``, in a sleep between a polling call's tries."""
+    ``where=SLEEPING``, in time.sleep (between a polling call's tries, say)."""
+    markers = (where,) if isinstance(where, str) else where
     path = f"/proc/{pid or os.getpid()}/task/{tid}/wchan"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with open(path) as f:
-                if where in f.read():
+                wchan = f.read()
+                if any(m in wchan for m in markers):
                     return
         except FileNotFoundError:
             pass

@@ -7,6 +7,8 @@ standard error with -v, and in demo's first line), so a test knows it is theirs.
 
 import argparse
 import base64
+import contextlib
+import inspect
 import json
 import os
 import pathlib
@@ -21,7 +23,18 @@ from typing import Any, Callable, List, Optional
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import CREATED, exists, ipcs_rows, register, remove, session_processes, wait_blocked, wait_until
+from support import (
+    CREATED,
+    SLEEPING,
+    exists,
+    ipcs_rows,
+    register,
+    remove,
+    run_python,
+    session_processes,
+    wait_blocked,
+    wait_until,
+)
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -373,6 +386,95 @@ def test_recv_queues_again_a_message_its_reader_did_not_take(queue: SysVMQ) -> N
     line = one_line(err)
     assert "went back to queue" in line and "type 7" in line
     assert queue.receive_message(block=False) == (b"precious", 7)
+
+
+STOPPED_AT_LINE = """
+import signal, sys, threading
+from sysvmq import _cli
+
+code = _cli.cmd_recv.__code__
+lineno = int(sys.argv[2])
+
+def tracer(frame, event, arg):
+    if frame.f_code is not code:
+        return None
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno == lineno:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            sys.settrace(None)
+            frame.f_trace = None
+        return local
+    return local
+
+sys.settrace(tracer)
+sys.exit(_cli.main(["recv", sys.argv[1]], process=True))
+"""
+
+
+def _lines_from_the_take_on() -> List[int]:
+    """The lines of cmd_recv's loop from the take to the end of the message's turn."""
+    lines, first = inspect.getsourcelines(sysvmq._cli.cmd_recv)
+    start = next(i for i, text in enumerate(lines) if "message = q.receive_message(" in text)
+    end = next(i for i, text in enumerate(lines) if "printed += 1" in text)
+    return [first + i for i in range(start, end) if lines[i].strip() and not lines[i].strip().startswith("#")]
+
+
+def test_a_stop_signal_once_recv_took_a_message_prints_it_or_puts_it_back(queue: SysVMQ) -> None:
+    # SIGTERM as each line from the take on runs: the message is printed or back in the queue,
+    # exactly once, whatever the line (before, a signal just after the take lost it).
+    for lineno in _lines_from_the_take_on():
+        queue.send(b"precious", 4)
+        proc = run_python(STOPPED_AT_LINE, f"id:{queue.id}", str(lineno), check=False)
+        printed = proc.stdout.count("precious")
+        back = queue.receive_many(5, block=False) if queue.stats().count else []
+        assert printed + len(back) == 1, (lineno, proc.stdout, proc.stderr, back)
+        assert proc.returncode in (0, 143), (lineno, proc.stderr)  # 0: the signal came once it was done
+        assert "Traceback" not in proc.stderr
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
+def test_ctrl_c_on_a_pipeline_puts_back_what_its_reader_did_not_read(queue: SysVMQ) -> None:
+    # Ctrl-C goes to the whole pipeline: the reader dies with the message unread in the pipe,
+    # and recv, which waits for it to be read, puts it back.
+    queue.send_many([b"one", b"two", b"three"])
+    reader = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(60)"
+    script = f'"$0" recv id:{queue.id} --count 3 | "{sys.executable}" -c "{reader}"'
+    shell = subprocess.Popen(
+        ["bash", "-c", f'trap - INT; {script}; echo "${{PIPESTATUS[0]}}" >&2', str(COMMAND)],
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: queue.stats().count == 2, "recv took one")
+        recv = next(pid for pid in session_processes(shell.pid) if b"\0recv\0" in _cmdline(pid))
+        wait_blocked(recv, recv, where=SLEEPING)  # waiting for the reader to read it
+        os.killpg(shell.pid, signal.SIGINT)
+        _, err = shell.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+    lines = err.decode().splitlines()
+    assert lines[-1] == "130", err
+    assert "went back to queue" in err.decode()
+    assert sorted(queue.receive_many(5, block=False)) == [b"one", b"three", b"two"]
+
+
+def test_recv_timeout_bounds_the_whole_command(queue: SysVMQ) -> None:
+    # One message queued, three asked for, one second: the two missing ones share it (before,
+    # each waited a second of its own).
+    queue.send(b"only")
+    began = time.monotonic()
+    proc = sysvmq_cmd("recv", f"id:{queue.id}", "--count", "3", "--timeout", "1")
+    took = time.monotonic() - began
+    assert (proc.returncode, proc.stdout) == (5, b"only\n")
+    assert took < 1.8, f"{took:.2f} s"
 
 
 def test_recv_into_head_takes_only_what_head_reads(queue: SysVMQ) -> None:

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from support import run_python, wait_blocked
+from support import SLEEPING, run_python, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -274,7 +274,7 @@ def test_max_size_lowered_while_a_send_waits_ends_it_as_too_large(
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    wait_blocked(sender.native_id, where="msg" if wait == "timer" else "sleep")
+    wait_blocked(sender.native_id, where="msg" if wait == "timer" else SLEEPING)
     queue.update(max_size=500)
     sender.join(10)
     assert not sender.is_alive(), "the send waited for room its message can never have"
