@@ -467,14 +467,22 @@ def test_ctrl_c_on_a_pipeline_puts_back_what_its_reader_did_not_read(queue: SysV
 
 
 def test_recv_timeout_bounds_the_whole_command(queue: SysVMQ) -> None:
-    # One message queued, three asked for, one second: the two missing ones share it (before,
-    # each waited a second of its own).
-    queue.send(b"only")
+    # Three asked for in one second; one comes after 0.6 s. The next must not get a second of
+    # its own (before, it did: the command ended after 1.6 s).
+    receiver = subprocess.Popen(
+        [str(COMMAND), "recv", f"id:{queue.id}", "--count", "3", "--timeout", "1"], stdout=subprocess.PIPE
+    )
     began = time.monotonic()
-    proc = sysvmq_cmd("recv", f"id:{queue.id}", "--count", "3", "--timeout", "1")
+    try:
+        wait_blocked(receiver.pid, receiver.pid)
+        time.sleep(max(0.0, 0.6 - (time.monotonic() - began)))  # part of the second passes: the scenario
+        queue.send(b"late")
+        out, _ = receiver.communicate(timeout=30)
+    finally:
+        receiver.kill()
     took = time.monotonic() - began
-    assert (proc.returncode, proc.stdout) == (5, b"only\n")
-    assert took < 1.8, f"{took:.2f} s"
+    assert (receiver.returncode, out) == (5, b"late\n")
+    assert took < 1.4, f"{took:.2f} s"
 
 
 def test_recv_into_head_takes_only_what_head_reads(queue: SysVMQ) -> None:
