@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any, Callable, List, Optional
 
 import pytest
-from support import CREATED, fill, opcode_tracing, raise_at, wait_blocked
+from support import CREATED, SLEEPING, fill, opcode_tracing, raise_at, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -159,9 +159,15 @@ def test_blocked_sender_gets_queue_removed(queue: SysVMQ) -> None:
     assert isinstance(blocked.get("error"), sysvmq.QueueRemoved)
 
 
+def _waiting(thread: threading.Thread) -> None:
+    """Until a timed call's thread waits: in the kernel with the timer, or between polls without."""
+    assert thread.native_id is not None
+    wait_blocked(thread.native_id, where="msg" if sysvmq.timed_wait == "timer" else SLEEPING)
+
+
 def test_timed_receive_takes_a_message_that_arrives(queue: SysVMQ) -> None:
     waiter = _in_thread(lambda: queue.receive(3, timeout=30))
-    time.sleep(0.05)  # let the waiter back off to its longest poll interval
+    _waiting(waiter["thread"])
     queue.send(b"late", 3)
     waiter["thread"].join(10)
     assert waiter["result"] == b"late"
@@ -170,7 +176,7 @@ def test_timed_receive_takes_a_message_that_arrives(queue: SysVMQ) -> None:
 def test_timed_send_takes_room_that_appears(queue: SysVMQ) -> None:
     fill(queue)
     waiter = _in_thread(lambda: queue.send(b"f" * 1024, 9, timeout=30))
-    time.sleep(0.05)  # let the sender back off to its longest poll interval
+    _waiting(waiter["thread"])
     queue.receive()
     waiter["thread"].join(10)
     assert "error" not in waiter
