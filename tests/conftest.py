@@ -10,7 +10,7 @@ import random
 from typing import Callable, Iterator, List
 
 import pytest
-from support import CREATED, exists, register, remove
+from support import CREATED, exists, register, remove, start_reaper, stop_reaper
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -18,6 +18,7 @@ from sysvmq import SysVMQ
 
 @pytest.fixture(scope="session", autouse=True)
 def no_queue_survives() -> Iterator[None]:
+    start_reaper()
     yield
     # For CI, which checks by id after every run (SYSVMQ_TEST_QUEUES names a file to append them to).
     record = os.environ.get("SYSVMQ_TEST_QUEUES")
@@ -27,6 +28,7 @@ def no_queue_survives() -> Iterator[None]:
     survivors = sorted(i for i in CREATED if exists(i))
     for msqid in survivors:
         remove(SysVMQ.attach(msqid))
+    stop_reaper()
     assert not survivors, f"queues left behind by the suite: {survivors}"
 
 

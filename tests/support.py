@@ -25,9 +25,53 @@ LONG_MIN = -LONG_MAX - 1
 # Every queue id the suite has made, in this process or reported by a child.
 CREATED: Set[int] = set()
 
+# A process that removes them if the suite ends without its cleanup (pytest-timeout ends a
+# hung run with os._exit, and SIGKILL leaves no chance): it hears each id as it is made, and
+# "done" once the suite has removed its own. Started by conftest.py.
+REAPER = r"""
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the suite, which cleans up itself
+import sysvmq
+made = []
+for line in sys.stdin:
+    if line == "done\n":
+        sys.exit(0)
+    made.append(int(line))
+for msqid in made:
+    try:
+        sysvmq.SysVMQ.attach(msqid).destroy()
+    except sysvmq.SysVMQError:
+        continue  # removed already
+    print(f"sysvmq tests: removed queue {msqid}, left behind by a suite that was cut short", file=sys.stderr)
+"""
+_reaper: "Optional[subprocess.Popen[bytes]]" = None
+
+
+def start_reaper() -> None:
+    global _reaper
+    _reaper = subprocess.Popen([sys.executable, "-c", REAPER], stdin=subprocess.PIPE, start_new_session=True)
+
+
+def stop_reaper() -> None:
+    """The suite removed what it made: the reaper ends, removing nothing."""
+    global _reaper
+    if _reaper is not None and _reaper.stdin is not None:
+        _reaper.stdin.write(b"done\n")
+        _reaper.stdin.close()
+        _reaper.wait(30)
+    _reaper = None
+
+
+def note_created(msqid: int) -> None:
+    """A queue the suite made (here, or in a child that said its id): the session removes it."""
+    CREATED.add(msqid)
+    if _reaper is not None and _reaper.stdin is not None:
+        _reaper.stdin.write(b"%d\n" % msqid)
+        _reaper.stdin.flush()
+
 
 def register(q: SysVMQ) -> SysVMQ:
-    CREATED.add(q.id)
+    note_created(q.id)
     return q
 
 

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import (
-    CREATED,
     SLEEPING,
     exists,
     ipcs_rows,
+    note_created,
     register,
     remove,
     run_python,
@@ -76,7 +76,7 @@ def created(out: str) -> int:
     found = re.match(r"created (?:private )?queue (\d+)", out)
     assert found, out
     msqid = int(found.group(1))
-    CREATED.add(msqid)
+    note_created(msqid)
     return msqid
 
 
@@ -766,7 +766,7 @@ def bench_queue(bench: "subprocess.Popen[bytes]") -> int:
     found = re.fullmatch(r"sysvmq bench: private queue (\d+)\n", line)
     assert found, line
     msqid = int(found.group(1))
-    CREATED.add(msqid)
+    note_created(msqid)
     wait_until(lambda: not exists(msqid) or SysVMQ.attach(msqid).stats().last_send_pid != 0, "bench sends")
     return msqid
 
@@ -847,7 +847,7 @@ def demo_queue(demo: "subprocess.Popen[bytes]") -> int:
     line = demo.stdout.readline().decode()
     found = re.match(r"created private queue id (\d+);", line)
     assert found, line
-    CREATED.add(int(found.group(1)))
+    note_created(int(found.group(1)))
     return int(found.group(1))
 
 
@@ -887,7 +887,7 @@ def test_demo_into_head_leaves_nothing() -> None:
     )
     out, err = proc.communicate(timeout=60)
     msqid = int(re.match(rb"created private queue id (\d+);", out).group(1))  # type: ignore[union-attr]
-    CREATED.add(msqid)
+    note_created(msqid)
     assert err == b"demo exited 141\n"
     wait_until(lambda: not session_processes(proc.pid), "every process of the pipeline ended")
     assert not exists(msqid)
@@ -897,7 +897,7 @@ def test_bench_json() -> None:
     bench = start("bench", "-v", "--messages", "3000", "--size", "4", "--producers", "2", "--consumers", "2", "--json")
     assert bench.stderr is not None
     msqid = int(bench.stderr.readline().split()[-1])
-    CREATED.add(msqid)
+    note_created(msqid)
     out, _ = ends_clean(bench, msqid)
     assert bench.returncode == 0
     doc = json.loads(out)

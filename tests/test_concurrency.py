@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any, Callable, List, Optional
 
 import pytest
-from support import CREATED, SLEEPING, fill, opcode_tracing, raise_at, wait_blocked
+from support import SLEEPING, fill, note_created, opcode_tracing, raise_at, wait_blocked
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -295,7 +295,7 @@ def test_child_processes_exchange_both_ways() -> None:
         """
     )
     q = sysvmq.SysVMQ.private()
-    CREATED.add(q.id)
+    note_created(q.id)
     try:
         child = subprocess.Popen([sys.executable, "-c", code, str(q.id)])
         for i in range(100):

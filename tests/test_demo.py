@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 
-from support import CREATED, exists
+from support import exists, note_created
 
 import sysvmq
 
@@ -19,7 +19,7 @@ def test_demo_exchanges_messages_and_removes_its_queue() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     msqid = int(re.search(r"created private queue id (\d+)", out).group(1))  # type: ignore[union-attr]
-    CREATED.add(msqid)  # the session removes it if the demo did not
+    note_created(msqid)  # the session removes it if the demo did not
     assert out.count("-> pong from pid") == 3
     assert "the worker received 2,000 messages, 64,000 bytes" in out
     assert re.search(r"[\d,]+ messages/s", out)

@@ -8,7 +8,7 @@ import sys
 from typing import List
 
 import pytest
-from support import CREATED, exists
+from support import exists, note_created
 
 import sysvmq
 from sysvmq import SysVMQ
@@ -45,7 +45,8 @@ def test_each_python_block_runs_as_pasted_and_leaves_no_queue(block: str, free_k
     code = re.sub(r"0x[dD][eE][aA][dD][cC]0[dD][eE]", f"{free_key:#x}", block)
     proc = subprocess.run([sys.executable, "-c", HARNESS, code], capture_output=True, text=True, timeout=60)
     ids: List[int] = json.loads(proc.stderr.splitlines()[-1].split(" ", 1)[1])
-    CREATED.update(ids)  # removed by the session's check if the block left them
+    for msqid in ids:  # removed by the session's check if the block left them
+        note_created(msqid)
     assert proc.returncode == 0, proc.stderr
     assert not [msqid for msqid in ids if exists(msqid)]
     with pytest.raises(sysvmq.QueueNotFound):
