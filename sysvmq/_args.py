@@ -78,7 +78,7 @@ _unpack = ffi.unpack
 
 def int_arg(name: str, value: object) -> int:
     """An int, or anything with ``__index__`` but bool."""
-    if value.__class__ is int:
+    if type(value) is int:  # not __class__, which an object may fake
         return value
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -157,7 +157,9 @@ def receive_type_arg(mtype: object) -> int:
 
 def flags_arg(flags: object, allowed: int, call: str) -> int:
     f = int_arg("flags", flags)
-    if f & ~allowed or f < 0:
+    if f < 0:
+        raise ValueError(f"flags for {call}() must be a combination of the bits {allowed:#o}, not negative ({f})")
+    if f & ~allowed:
         if call == "receive" and f & MSG_COPY and HAS_MSG_COPY:
             raise ValueError("MSG_COPY is not a receive flag: use peek() to copy a message")
         raise ValueError(f"unknown flag bits {f & ~allowed:#o} for {call}(); allowed: {allowed:#o}")

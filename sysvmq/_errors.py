@@ -187,7 +187,7 @@ def queue_full(
     if max_size is not None:
         if count >= max_size:
             detail += (
-                f": the queue holds {count} messages, the most its max_size ({max_size}) allows, "
+                f": the queue holds {count} message{'s' * (count != 1)}, the most its max_size ({max_size}) allows, "
                 "since Linux also caps the number of messages at max_size"
             )
         else:

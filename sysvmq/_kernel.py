@@ -145,6 +145,8 @@ def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj
         OSError: the path cannot be stat()ed (FileNotFoundError if missing).
     """
     p = proj_id_arg(proj_id)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str, bytes or os.PathLike file name, not {type(path).__name__}")
     raw = os.fsencode(path)
     if b"\0" in raw:
         raise ValueError("ftok: embedded null byte in path")

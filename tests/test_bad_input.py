@@ -56,6 +56,11 @@ CASES = {
     "send: type Decimal": (lambda q: q.send(b"x", decimal.Decimal(1)), TypeError, "type must be an int"),
     "send: flags bool": (lambda q: q.send(b"x", 1, False), TypeError, "flags must be an int"),
     "send: flags float": (lambda q: q.send(b"x", 1, 0.0), TypeError, "flags must be an int"),
+    "send: flags negative": (
+        lambda q: q.send(b"x", 1, -(2**63) - 1),
+        ValueError,
+        r"flags for send\(\) .* not negative",
+    ),
     "send: flag unknown": (lambda q: q.send(b"x", 1, sysvmq.MSG_NOERROR), ValueError, "unknown flag bits"),
     "send: timeout negative": (lambda q: q.send(b"x", timeout=-1), ValueError, "timeout must be a non-negative"),
     "send: timeout nan": (lambda q: q.send(b"x", timeout=math.nan), ValueError, "timeout must be a non-negative"),
@@ -72,6 +77,11 @@ CASES = {
     "receive: type str": (lambda q: q.receive("0"), TypeError, "type must be an int"),
     "receive: type bool": (lambda q: q.receive(False), TypeError, "type must be an int"),
     "receive: flags bool": (lambda q: q.receive(0, False), TypeError, "flags must be an int"),
+    "receive: flags negative": (
+        lambda q: q.receive(0, -(2**63) - 1),
+        ValueError,
+        r"flags for receive\(\) .* not negative",
+    ),
     "receive_message: type float": (lambda q: q.receive_message(0.0), TypeError, "type must be an int"),
     "receive_into: flags float": (lambda q: q.receive_into(bytearray(4), 0, 0.0), TypeError, "flags must be an int"),
     "receive: MSG_COPY": (lambda q: q.receive(0, sysvmq.MSG_COPY), ValueError, "peek"),
@@ -126,6 +136,7 @@ CASES = {
     "ftok: proj_id 256": (lambda q: sysvmq.ftok(".", 256), ValueError, r"proj_id must be 1\.\.255"),
     "ftok: proj_id str": (lambda q: sysvmq.ftok(".", "1"), TypeError, "proj_id must be an int"),
     "ftok: path int": (lambda q: sysvmq.ftok(42), TypeError, "str, bytes or os.PathLike"),
+    "ftok: path None": (lambda q: sysvmq.ftok(None), TypeError, "path must be a str, bytes or os.PathLike"),
     "ftok: path with NUL": (lambda q: sysvmq.ftok("/etc\0/passwd"), ValueError, "embedded null byte"),
 }
 
