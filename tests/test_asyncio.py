@@ -782,6 +782,35 @@ def test_a_receive_pending_when_its_loop_is_closed_leaves_no_thread_or_pipe_and_
     assert not pending[0].done()
 
 
+def test_an_empty_message_for_a_woken_receive_whose_task_never_runs_goes_back(
+    make_queue: Callable[..., AsyncQ],
+) -> None:
+    # The loop hears the watcher took an empty message and wakes the receive, then closes before
+    # the task runs again. The receive takes the message only when its task runs: so it is still
+    # the watcher's, which gives it back (before, the wake-up carried it, and it went with the task).
+    sync = make_queue()
+    q = AsyncQ.from_sync(sync)
+    loop = asyncio.new_event_loop()
+    pending: List[Any] = []
+
+    async def main() -> None:
+        pending.append(asyncio.ensure_future(q.receive(3)))
+        await _until(lambda: _watcher_asleep(q), "the watcher asleep in msgrcv")
+
+    try:
+        loop.run_until_complete(main())
+        service = sysvmq.asyncio._Service._all[loop]
+        sync.send(b"", 3)  # the watcher takes it, and tells the loop
+        wait_for(lambda: select.select([service.wake_r], [], [], 0)[0], what="the loop told")
+        service._woken()  # as the loop would: the receive is woken, its task scheduled...
+        assert sync.stats().count == 0
+    finally:
+        loop.close()  # ...and never run
+    wait_for(lambda: not [t for t in _sysvmq_threads() if t.name.endswith(f" {q.id}")], what="the watcher gone")
+    assert sync.receive_many_messages(5, block=False) == [Message(b"", 3)]  # given back
+    assert not pending[0].done()
+
+
 def _sender_in_msgsnd(q: AsyncQ) -> bool:
     tids = [t.native_id for t in _sysvmq_threads() if t.name == f"sysvmq send {q.id}"]
     return len(tids) == 1 and tids[0] is not None and _in_msgrcv(os.getpid(), tids[0])  # wchan: do_msgsnd
