@@ -194,10 +194,11 @@ class _Watcher:
 
     The loop's thread alone touches ``waiters`` and ``asked``; it shares
     ``thread`` and ``held`` with the watcher thread under ``cond``. An empty
-    message the thread takes (it fits 0 bytes) is the loop's once collected, and
-    ``held`` until a receive takes it, or until the thread retires, which puts
-    it back on the queue: so nothing is lost when the loop is closed before it
-    heard of the message.
+    message the thread takes (it fits 0 bytes) is kept in ``held`` as the loop
+    acts on the outcome, before it collects it (so that doing both again, cut
+    short, keeps it once), until a receive takes it, or until the thread
+    retires, which puts it back on the queue: so nothing is lost when the loop
+    is closed before it heard of the message, or before a woken receive ran.
     """
 
     def __init__(self, service: "_Service", msqid: int, mtype: int, except_: bool, token: int) -> None:
