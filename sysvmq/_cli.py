@@ -66,8 +66,9 @@ EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141, as a process killed by SIGPIPE
 EPILOG = """\
 QUEUE is a key (0xDEADC0DE, or decimal), id:N for a queue id as `sysvmq ls`
 and `ipcs -q` show it, or the path of an existing file (keyed with ftok(3);
---proj picks the project id). A QUEUE that starts with a digit is a key: write
-./NAME for a file of that name.
+--proj picks the project id). A QUEUE that starts with a digit (or a sign, or
+a space before one) is a key, in decimal digits or 0x hex and nothing else: write
+./NAME for a file of that name. In id:N, N is decimal.
 
 exit status: 0 success, 1 other errors, 2 usage (a malformed argument; nothing
 was done), 3 queue not found (or removed), 4 permission denied, 5 empty, full
@@ -81,7 +82,7 @@ SYSCTLS = {"msgmax": "kernel.msgmax", "msgmnb": "kernel.msgmnb", "msgmni": "kern
 
 _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1  # a message type is a C long
 _INT_MAX = 2**31 - 1  # a queue id is an int
-_KEY_MIN, _KEY_MAX = -(2**31), 2**32 - 1  # key_t is 32 bits: ipcs shows it unsigned, C code may print it signed
+_KEY_MAX = 2**32 - 1  # key_t is 32 bits, written unsigned as ipcs shows it
 _ID_MAX = 2**32 - 2  # uid_t and gid_t; (uid_t)-1 means "no change" to the kernel
 # Linux's msgctl(IPC_SET) passes msg_qbytes on as an int (ipc/msg.c, msgctl_down):
 # it keeps only the low 32 bits, so 4294967296 would set 0 and 4294967301 set 5,
@@ -320,12 +321,34 @@ _CREATE_ZERO = (
 )
 
 
+# A key or a queue id as ipcs shows them: decimal digits, or (a key) 0x and hex digits. Nothing
+# else of Python's int() grammar: no sign (-1 would be key 0xffffffff), no _, no spaces, no 0o/0b.
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+# What an operator meant as a number (a key, or id:N's N), right or wrong; anything else is a path.
+_LOOKS_NUMERIC = re.compile(r"\s*[+-]?[0-9]")
+
+
+def _digits(text: str, what: str, hex_too: bool) -> int:
+    """A whole number written as ipcs writes it: decimal digits (no leading 0), or 0x hex if ``hex_too``."""
+    if _DECIMAL.fullmatch(text):
+        if len(text) > 1 and text.startswith("0"):
+            hint = f" or 0x{int(text, 8):x} if it was octal" if re.fullmatch(r"[0-7]+", text) else ""
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has a leading 0, which is ambiguous: write {int(text, 10)} for decimal{hint}"
+            )
+        return int(text, 10)
+    if hex_too and _HEX.fullmatch(text):
+        return int(text, 16)
+    forms = "decimal digits or 0x and hex digits" if hex_too else "decimal digits"
+    raise argparse.ArgumentTypeError(f"{text!r} is not {what}: write {forms}, with no sign, _ or spaces")
+
+
 def _key(text: str, zero: str = _OPEN_ZERO) -> int:
-    """A key as ``ipcs`` shows it (unsigned 32 bits), or as C may print it (signed); ``zero`` says why not 0."""
-    value = _number(text, "a key (0xDEADC0DE or decimal)")
-    if not _KEY_MIN <= value <= _KEY_MAX:
+    """A key as ``ipcs`` shows it, 0x hex or decimal, unsigned 32 bits; ``zero`` says why not 0."""
+    value = _digits(text, "a key", hex_too=True)
+    if value > _KEY_MAX:
         raise argparse.ArgumentTypeError(f"{text} is out of range: a key is 32 bits, 0 to 0xffffffff")
-    value &= _KEY_MAX
     if value == 0:
         raise argparse.ArgumentTypeError(zero)
     return value
@@ -342,8 +365,11 @@ class QueueName(NamedTuple):
 
 def _queue(text: str) -> QueueName:
     if text.startswith("id:"):
-        return QueueName(text, msqid=_whole("a queue id", 0, _INT_MAX)(text[3:]))
-    if _NUMERIC.match(text):
+        msqid = _digits(text[3:], "a queue id", hex_too=False)
+        if msqid > _INT_MAX:
+            raise argparse.ArgumentTypeError(f"{text[3:]} is out of range: a queue id is 0 to {_INT_MAX}")
+        return QueueName(text, msqid=msqid)
+    if _LOOKS_NUMERIC.match(text):
         try:
             return QueueName(text, key=_key(text))
         except argparse.ArgumentTypeError as exc:

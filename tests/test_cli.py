@@ -619,6 +619,18 @@ BAD_ARGUMENTS = [
     (["recv", "id:-1"], "QUEUE"),
     (["recv", "99999999999"], "QUEUE"),
     (["recv", "0"], "QUEUE"),
+    # Only ipcs' forms: Python's int() grammar is not the key's.
+    (["recv", "--", "-1"], "QUEUE"),
+    (["recv", "+5"], "QUEUE"),
+    (["recv", "1_000"], "QUEUE"),
+    (["recv", "0x12_34"], "QUEUE"),
+    (["recv", "0o17"], "QUEUE"),
+    (["recv", "0x1234 "], "QUEUE"),
+    (["recv", " 0x1234"], "QUEUE"),
+    (["recv", "id:0x10"], "QUEUE"),
+    (["recv", "id:+1"], "QUEUE"),
+    (["create", "--", "-1"], "KEY"),
+    (["create", "1_000"], "KEY"),
     (["send", "0x5e000001", "--type", str(2**63), "x"], "--type"),
     (["send", "0x5e000001", "--type", "0", "x"], "--type"),
     (["send", "0x5e000001", "--type", "2**63", "x"], "--type"),
@@ -660,6 +672,16 @@ def test_every_malformed_argument_is_a_usage_error_naming_it(args: List[str], na
     assert named in err
     assert not re.search(r"invalid _|_int|_mode|_seconds|_positive", err), err  # no internal names
     assert err.startswith(f"sysvmq {args[0]}: ")
+
+
+def test_a_key_is_decimal_or_hex_as_ipcs_writes_it(key: str) -> None:
+    msqid = created(ok("create", key, "--exclusive"))
+    assert json.loads(ok("stat", str(int(key, 16)), "--json"))["id"] == msqid
+    assert json.loads(ok("stat", key.upper().replace("0X", "0x"), "--json"))["id"] == msqid
+    assert json.loads(ok("stat", f"id:{msqid}", "--json"))["id"] == msqid
+    for other in ("-1", f"+{int(key, 16)}", key + " ", " " + key, f"{int(key, 16):_}"):
+        assert "QUEUE" in fails(2, "rm", "--", other)
+    assert exists(msqid)
 
 
 def test_messages_name_sysvmq_commands_not_library_calls(queue: SysVMQ) -> None:
