@@ -254,6 +254,23 @@ def test_permission_denied_exits_4(queue: SysVMQ) -> None:
     assert queue.peek() == (b"root's", 1)
 
 
+@needs_root
+def test_stat_shows_a_queue_this_user_may_not_read_as_ls_does(make_queue: Callable[..., SysVMQ]) -> None:
+    q = make_queue(mode=0o600)
+    q.send(b"root's")
+    listed = as_nobody("ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    seen = [row for row in json.loads(listed.stdout) if row["id"] == q.id]
+    if not seen:
+        pytest.skip("this kernel has no MSG_STAT_ANY: ls does not list it either")
+    proc = as_nobody("stat", f"id:{q.id}", "--json")
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    shown = json.loads(proc.stdout)
+    assert shown == seen[0]
+    assert (shown["messages"], shown["mode"]) == (1, "0o600")
+    assert "max_bytes" in as_nobody("stat", f"id:{q.id}").stdout.decode()
+
+
 def ftok_queue(tmp_path: pathlib.Path, proj: int) -> "tuple[pathlib.Path, SysVMQ]":
     """A file and a new queue with its ftok key; another file if another program has that key already."""
     for n in range(100):
