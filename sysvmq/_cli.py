@@ -795,13 +795,20 @@ def cmd_rm(args: argparse.Namespace, out: Output) -> None:
     for name in args.queues:
         try:
             q = resolve(name, args.proj)
+            held: Optional[QueueStats] = None
+            with contextlib.suppress(SysVMQError):  # not readable, even by MSG_STAT_ANY: the removal says
+                held = _stats(q)
             q.destroy()
         except (OSError, CommandError) as exc:
             if len(args.queues) > 1:  # as rm(1): say each, go on with the rest
                 _stderr(f"sysvmq rm: {name.text}: {_reason(exc)}")
             failures.append((name, exc))
             continue
-        out.text(f"removed queue {q.id} (key {q.key:#010x})\n")
+        lost = ""
+        if held is not None and held.count:
+            # As last read, just before the removal: a sender may have added one since.
+            lost = f", and the {_plural(held.count, 'message')} ({_plural(held.size, 'byte')}) it held"
+        out.text(f"removed queue {q.id} (key {q.key:#010x}){lost}\n")
     if not failures:
         return
     statuses = {_status(exc) for _, exc in failures}
@@ -1222,10 +1229,18 @@ def parser() -> argparse.ArgumentParser:
 # -- running --------------------------------------------------------------------------
 
 
+_WAITED = {"msgrcv": "recv", "msgsnd": "send"}
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, OSError) and text.startswith("[Errno"):
         text = text.split("] ", 1)[-1]  # the message names the queue and the cause already
+    raw = ": " + os.strerror(errno.EIDRM)
+    if isinstance(exc, QueueRemoved) and text.endswith(raw):
+        # EIDRM: the queue was removed while the call slept on it (msgop(2)); strerror says "Identifier removed".
+        who = _WAITED.get(text.split(" ", 1)[0], "the command")
+        text = text[: -len(raw)] + f": the queue was removed while {who} waited"
     return text
 
 

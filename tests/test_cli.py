@@ -768,6 +768,38 @@ def test_rm_tries_every_operand_and_reports_each_failure(make_queue: Callable[..
     assert not exists(a.id) and not exists(c.id)
 
 
+def test_rm_says_how_many_messages_it_destroyed(make_queue: Callable[..., SysVMQ]) -> None:
+    full, empty = make_queue(), make_queue()
+    full.send_many([b"a", b"bc", b"def"])
+    assert ok("rm", f"id:{full.id}", f"id:{empty.id}").splitlines() == [
+        f"removed queue {full.id} (key 0x00000000), and the 3 messages (6 bytes) it held",
+        f"removed queue {empty.id} (key 0x00000000)",
+    ]
+
+
+@pytest.mark.parametrize("command", ["recv", "send"])
+def test_a_queue_removed_under_a_waiting_command_is_said_in_words(queue: SysVMQ, command: str) -> None:
+    if command == "send":
+        queue.update(max_size=1)
+        queue.send(b"x")
+    waiter = subprocess.Popen(
+        [str(COMMAND), command, f"id:{queue.id}", *(["y"] if command == "send" else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_blocked(waiter.pid, waiter.pid)
+        queue.destroy()
+        _, err = waiter.communicate(timeout=30)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 3
+    assert one_line(err) == (
+        f"sysvmq {command}: {'msgrcv' if command == 'recv' else 'msgsnd'} on queue {queue.id} (private): "
+        f"the queue was removed while {command} waited\n"
+    )
+
+
 def test_line_by_line_send_names_the_line_that_failed(queue: SysVMQ) -> None:
     queue.update(max_size=10)
     err = fails(1, "send", f"id:{queue.id}", input=b"ok\nthis line is too long\nlater\n")
