@@ -934,7 +934,11 @@ def _message_size(option: str, size: int) -> None:
 def cmd_bench(args: argparse.Namespace, out: Output) -> None:
     _message_size("--size", max(args.size, _bench.STAMP.size))
     if args.plot:
-        _plot.pyplot()  # fail before the run if matplotlib is missing
+        # Fail before the run if the file cannot be written, or matplotlib is missing.
+        why = _plot.unwritable(args.plot)
+        if why:
+            raise CommandError(f"argument --plot: {why}")
+        _plot.pyplot()
     out.check()
     progress = sys.stderr if sys.stderr is not None and sys.stderr.isatty() else None
     note = (lambda text: _stderr(f"sysvmq bench: {text}")) if args.verbose else None
@@ -948,9 +952,18 @@ def cmd_bench(args: argparse.Namespace, out: Output) -> None:
         note=note,
     )
     samples = result.pop("latency_samples_ns")
+    failed: Optional[BaseException] = None
     if args.plot:
-        _plot.latency(result, samples, args.plot)
-    out.text((json.dumps(result, indent=2) if args.json else _bench.describe(result)) + "\n")
+        try:
+            _plot.latency(result, samples, args.plot)
+        except (OSError, ValueError) as exc:  # checked before the run, but a disk fills, a file goes
+            failed = exc
+    out.text(
+        (json.dumps(result, indent=2) if args.json else _bench.describe(result)) + "\n"
+    )  # the run's figures, whatever
+    if failed is not None:
+        strerror = getattr(failed, "strerror", None) or _reason(failed)
+        raise CommandError(f"argument --plot: cannot write {args.plot}: {strerror} (the figures are above)")
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> None:
@@ -1182,7 +1195,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "-v", "--verbose", action="store_true", help="say on standard error which queue it made, and that it removed it"
     )
-    c.add_argument("--plot", metavar="FILE.png", help="draw the latency distribution to FILE.png (needs matplotlib)")
+    c.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw the latency distribution to FILE.png (needs matplotlib; checked before the run)",
+    )
     json_arg(c)
 
     c = command(

@@ -6,9 +6,10 @@ nothing but a message.
 """
 
 import math
+import os
 from typing import Any, Dict, List
 
-__all__ = ["INSTALL_HINT", "pyplot", "latency_figure", "latency"]
+__all__ = ["INSTALL_HINT", "pyplot", "unwritable", "latency_figure", "latency"]
 
 INSTALL_HINT = "--plot needs matplotlib: pip install matplotlib (or 'sysvmq[bench]')"
 
@@ -29,6 +30,27 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def unwritable(path: str) -> str:
+    """Why ``path`` cannot take the figure (no directory, a directory, no permission, a format
+    matplotlib does not write), or "" if nothing says it cannot: checked before bench runs."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"cannot write {path}: no directory {directory}"
+    if os.path.isdir(path):
+        return f"cannot write {path}: it is a directory"
+    if not os.access(path if os.path.lexists(path) else directory, os.W_OK):  # EROFS too (access(2))
+        return f"cannot write {path}: permission denied"
+    ext = os.path.splitext(path)[1][1:].lower()
+    if ext:
+        pyplot()  # CommandError if matplotlib is missing
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext not in formats:
+            return f"cannot write {path}: matplotlib writes no .{ext} ({', '.join(sorted(formats))})"
+    return ""
 
 
 def _bins(low: float, high: float, count: int = 60) -> List[float]:

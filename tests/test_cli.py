@@ -999,6 +999,41 @@ def test_bench_above_its_throughput_does_not_claim_an_empty_queue() -> None:
     assert "above the measured throughput" in out
 
 
+def test_bench_plot_that_cannot_be_written_fails_before_the_run(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "dir.png").mkdir()
+    for path, says in (
+        (tmp_path / "missing" / "lat.png", f"no directory {tmp_path / 'missing'}"),
+        (tmp_path / "dir.png", "it is a directory"),
+    ):
+        # -v would name the queue the run made (on standard error): the one line says nothing was.
+        err = fails(1, "bench", "-v", "--messages", "100", "--plot", str(path))
+        assert err == f"sysvmq bench: argument --plot: cannot write {path}: {says}\n"
+
+
+# The file passes the checks before the run, and its disk fills up meanwhile.
+DISK_FILLS = """
+import errno, os, sys
+from sysvmq import _plot
+from sysvmq._cli import main
+def full(result, samples, path):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+_plot.pyplot = lambda: None
+_plot.latency = full
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_bench_plot_that_fails_after_the_run_still_prints_the_figures(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "latency"  # no extension: no format to check, matplotlib or not (PyPy may have none)
+    args = ["bench", "--messages", "200", "--rate", "2000", "--json", "--plot", str(path)]
+    proc = subprocess.run([sys.executable, "-c", DISK_FILLS, *args], capture_output=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["latency"]["messages"] > 0
+    assert one_line(proc.stderr) == (
+        f"sysvmq bench: argument --plot: cannot write {path}: No space left on device (the figures are above)\n"
+    )
+
+
 def test_demo_runs_from_the_command() -> None:
     out = ok("demo", "--messages", "1000", "--size", "16")
     assert "the worker received 1,000 messages, 16,000 bytes" in out
