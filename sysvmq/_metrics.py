@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import pwd
+import stat
 import tempfile
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, NamedTuple, TextIO, Tuple
@@ -25,6 +26,7 @@ __all__ = [
     "families",
     "render",
     "write_atomically",
+    "write_output",
     "owner_name",
     "cmd_metrics",
     "metrics_arguments",
@@ -176,13 +178,36 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
+def write_output(path: str, text: str) -> None:
+    """Write ``text`` to ``--output``'s ``path`` as an operator means it.
+
+    A regular file (or none yet) is replaced atomically (``write_atomically``);
+    through a symbolic link, the file it points to is, and the link stays a
+    link. Anything else that exists (a device, as /dev/stdout's terminal, a
+    FIFO, a pipe) is written straight to, as ``> path`` would: a rename would
+    replace it with a regular file.
+
+    Raises:
+        OSError: the file or its directory cannot be written.
+    """
+    try:
+        mode = os.stat(path).st_mode  # through links
+    except FileNotFoundError:
+        mode = None
+    if mode is None or stat.S_ISREG(mode):
+        write_atomically(os.path.realpath(path), text)
+        return
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def cmd_metrics(args: argparse.Namespace, out: TextIO) -> None:
     text = render(families(snapshot()))
     if args.output is None:
         out.write(text)
         return
     try:
-        write_atomically(args.output, text)
+        write_output(args.output, text)
     except OSError as exc:
         # Name the file asked for, not the temporary one the error was about. A missing directory
         # is no missing queue (exit 3): only a refusal keeps its own status (exit 4).
@@ -200,5 +225,6 @@ def metrics_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--output",
         metavar="FILE",
-        help="write FILE atomically (a temporary file, then rename), as node_exporter's textfile collector needs",
+        help="write FILE atomically (a temporary file, then rename), as node_exporter's textfile collector needs; "
+        "through a symbolic link, the file it points to; a device or FIFO (/dev/stdout) is written straight to",
     )

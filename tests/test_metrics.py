@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from typing import Callable
 
@@ -93,6 +94,39 @@ def test_output_replaces_the_file_whole(make_queue: Callable[..., SysVMQ], tmp_p
     with open(path) as f:
         samples, _ = parse_text(f.read())
     assert series_of(samples, "sysvmq_queue_messages", q.id) == {expected_labels(q.stats(), ROOT): 1}
+
+
+def test_output_through_a_link_replaces_the_file_it_points_to(tmp_path: "os.PathLike[str]") -> None:
+    real = os.path.join(tmp_path, "real.prom")
+    link = os.path.join(tmp_path, "sysvmq.prom")
+    with open(real, "w") as f:
+        f.write("stale 1\n")
+    os.symlink("real.prom", link)
+    assert ok("metrics", "--output", link) == ""
+    assert os.readlink(link) == "real.prom"  # still a link, to the same file
+    with open(real) as f:
+        assert "sysvmq_queues " in f.read()
+    assert sorted(os.listdir(tmp_path)) == ["real.prom", "sysvmq.prom"]
+
+
+def test_output_to_a_fifo_or_a_device_writes_to_it(tmp_path: "os.PathLike[str]") -> None:
+    fifo = os.path.join(tmp_path, "fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # there, so that the command's open does not wait
+    try:
+        assert ok("metrics", "--output", fifo) == ""
+        got = os.read(reader, 1 << 20).decode()
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # not renamed over with a regular file
+    assert "sysvmq_queues " in got
+    # As `--output /dev/stdout`, without touching the real one: a link to this process's standard output.
+    stdout = os.path.join(tmp_path, "stdout")
+    os.symlink("/proc/self/fd/1", stdout)
+    printed = ok("metrics", "--output", stdout)
+    assert os.readlink(stdout) == "/proc/self/fd/1"
+    assert "sysvmq_queues " in printed
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "stdout"]
 
 
 def test_output_into_a_missing_directory_fails_in_one_line(tmp_path: "os.PathLike[str]") -> None:
