@@ -678,12 +678,30 @@ def _matching(q: SysVMQ, mtype: int, want: Optional[int]) -> List[Message]:
     return found if want is None else found[:want]
 
 
-def _unreadable(q: SysVMQ, mtype: int) -> str:
+def _unreadable(q: SysVMQ, mtype: int, peek: bool = False) -> str:
     msgmax = limits().msgmax
+    if peek:  # msgrcv(2) copies (MSG_COPY) at most kernel.msgmax bytes, whatever the buffer
+        return (
+            f"the next message{_selector(mtype)} in queue {q.id} is longer than kernel.msgmax ({msgmax}), "
+            "which was lowered since it was sent, and --peek copies no more: recv without --peek takes it"
+        )
     return (
         f"the next message{_selector(mtype)} in queue {q.id} is longer than kernel.msgmax ({msgmax}), "
         "which was lowered since it was sent; it stays queued: raise the sysctl again to read it"
     )
+
+
+def _take_long(q: SysVMQ, mtype: int, block: bool, timeout: Optional[float]) -> Message:
+    """The next message, longer than kernel.msgmax: sent before the sysctl was lowered.
+
+    Only msgsnd(2) is bounded by msgmax; msgrcv takes any buffer. The handle's
+    buffer is msgmax long and refused it (E2BIG, left queued): it is taken again
+    into a buffer as long as all the queue holds, which no message in it can
+    pass (a later one is at most msgmax). MessageTooLarge only if that fails too.
+    """
+    buffer = bytearray(max(limits().msgmax, _stats(q).size))
+    n, taken_type = q.receive_into(buffer, mtype, block=block, timeout=timeout)
+    return Message(bytes(buffer[:n]), taken_type)
 
 
 def _selector(mtype: int) -> str:
@@ -700,7 +718,7 @@ def _peek(q: SysVMQ, args: argparse.Namespace, out: Output, fmt: Callable[[Messa
         try:
             found = _matching(q, args.type, want)
         except MessageTooLarge:
-            raise CommandError(_unreadable(q, 0)) from None
+            raise CommandError(_unreadable(q, 0, peek=True)) from None
         if want is None or len(found) >= want or args.nowait:
             break
         left = None if deadline is None else deadline - time.monotonic()
@@ -743,7 +761,10 @@ def cmd_recv(args: argparse.Namespace, out: Output) -> None:
                 timeout = max(0.0, deadline - time.monotonic())
             try:
                 # Plain arguments: CPython 3.11+ runs no handler between the return and the store.
-                message = q.receive_message(mtype, block=block, timeout=timeout)
+                try:
+                    message = q.receive_message(mtype, block=block, timeout=timeout)
+                except MessageTooLarge:  # longer than the handle's buffer, kernel.msgmax: still queued
+                    message = _take_long(q, mtype, block, timeout)
                 with signals.holding():  # taken: until it is out of the process, a signal waits
                     out.write(fmt(message))
                     written = True

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -616,6 +616,40 @@ def test_recv_all_takes_only_what_was_queued_when_it_started(queue: SysVMQ) -> N
         producer.wait()
     assert proc.returncode == 0, proc.stderr
     assert 0 < proc.stdout.count(b"\n") <= room
+
+
+def _own_ipc_namespace() -> bool:
+    """Whether the test runs in an IPC namespace that its parent (unshare --ipc's caller) is not in."""
+    try:
+        return os.readlink("/proc/self/ns/ipc") != os.readlink(f"/proc/{os.getppid()}/ns/ipc")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def msgmax_lowered(to: int) -> Iterator[None]:
+    """kernel.msgmax at ``to`` meanwhile: a sysctl of the IPC namespace, so only in one of the test's own."""
+    if os.geteuid() != 0 or not _own_ipc_namespace():
+        pytest.skip("lowers kernel.msgmax: needs root in a private IPC namespace (unshare --ipc)")
+    path = pathlib.Path("/proc/sys/kernel/msgmax")
+    before = path.read_text()
+    path.write_text(str(to))
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+def test_recv_takes_a_message_longer_than_a_lowered_msgmax(queue: SysVMQ) -> None:
+    long = b"A" * 5000
+    queue.send(long, 2)
+    queue.send(b"small", 1)
+    with msgmax_lowered(100):
+        assert sysvmq.limits().msgmax == 100
+        err = fails(1, "recv", f"id:{queue.id}", "--peek")  # MSG_COPY copies at most msgmax: it cannot
+        assert "recv without --peek takes it" in err
+        assert ok("recv", f"id:{queue.id}", "--all", "--show-type") == f"2\t{long.decode()}\n1\tsmall\n"
+    assert queue.stats().count == 0
 
 
 # -- arguments parse as an operator expects ---------------------------------------------
