@@ -20,9 +20,9 @@ import time
 import tty
 from dataclasses import asdict, dataclass
 from types import FrameType
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from . import QueueStats, SysVMQ, queues, usage
+from . import QueueStats, SysVMQ, ftok, queues, usage
 from ._metrics import owner_name
 
 __all__ = ["Row", "fullness", "Top", "table", "snapshot_json", "cmd_top", "top_arguments"]
@@ -70,14 +70,15 @@ def _ago(now: float, then: int) -> Optional[int]:
 class Top:
     """Turns successive ``queues()`` passes into rows, with each queue's change in messages a second."""
 
-    def __init__(self, named: Sequence[SysVMQ] = ()) -> None:
+    def __init__(self, named: Sequence[SysVMQ] = (), keys: Sequence[int] = ()) -> None:
         # A queue named by key is followed by key (it may be removed and made
-        # again); one named by id, or a private one, by id.
-        self._keys = {q.key for q in named if q.key}
+        # again, or not be made yet: ``keys``); one named by id, or a private one, by id.
+        self._keys = {q.key for q in named if q.key} | set(keys)
         self._ids = {q.id for q in named if not q.key}
-        self._everything = not named
+        self._everything = not named and not keys
         self._seen: Dict[int, Tuple[int, float]] = {}  # id -> (messages, monotonic time)
         self._owners: Dict[int, str] = {}
+        self.absent: List[int] = []  # the keys named that no queue had at the last refresh
 
     def _shown(self, st: QueueStats) -> bool:
         return self._everything or st.id in self._ids or (st.key != 0 and st.key in self._keys)
@@ -107,6 +108,7 @@ class Top:
                 )
             )
         self._seen = seen  # a removed queue is forgotten
+        self.absent = sorted(self._keys - {st.key for st in found})
         rows.sort(key=lambda r: (-r.full_percent, r.id))
         return rows
 
@@ -144,9 +146,18 @@ def table(rows: List[Row]) -> List[str]:
     ]
 
 
-def snapshot_json(rows: List[Row], wall: float) -> str:
-    """One refresh as one JSON line: ``time`` (seconds since the epoch) and ``queues`` (the rows' fields)."""
-    return json.dumps({"time": round(wall, 3), "queues": [asdict(r) for r in rows]})
+def snapshot_json(rows: List[Row], wall: float, absent: Sequence[int] = ()) -> str:
+    """One refresh as one JSON line: ``time`` (seconds since the epoch), ``queues`` (the rows' fields)
+    and ``absent`` (the keys named that no queue has, as hex strings)."""
+    return json.dumps(
+        {"time": round(wall, 3), "queues": [asdict(r) for r in rows], "absent": [f"{k:#010x}" for k in absent]}
+    )
+
+
+def _absent(keys: Sequence[int]) -> List[str]:
+    if not keys:
+        return []
+    return ["", "absent (shown once made): " + " ".join(f"{k:#010x}" for k in keys)]
 
 
 class _Stop(Exception):
@@ -163,14 +174,16 @@ def _refresh(top: Top) -> Tuple[List[Row], float]:
     return top.refresh(found, wall, mono), wall
 
 
-def _screen(rows: List[Row], wall: float, interval: float, size: os.terminal_size, keys: bool) -> str:
+def _screen(
+    rows: List[Row], wall: float, interval: float, size: os.terminal_size, keys: bool, absent: Sequence[int] = ()
+) -> str:
     use = usage()
     title = (
         f"sysvmq top  {time.strftime('%H:%M:%S', time.localtime(wall))}  every {interval:g} s  "
         f"{len(rows)} shown; system: {use.queues} queues, {use.messages} messages, {use.bytes} bytes  "
         + ("(q or Ctrl-C quits)" if keys else "(Ctrl-C quits)")
     )
-    lines = [title, "", *table(rows)]
+    lines = [title, "", *table(rows), *_absent(absent)]
     if len(lines) > size.lines:
         hidden = len(lines) - size.lines + 1
         lines = [*lines[: size.lines - 1], f"... and {hidden} more"]
@@ -206,7 +219,7 @@ def _on_terminal(top: Top, interval: float, count: Optional[int], out: TextIO) -
         deadline = time.monotonic()
         while True:
             rows, wall = _refresh(top)
-            out.write(_screen(rows, wall, interval, shutil.get_terminal_size(), fd is not None))
+            out.write(_screen(rows, wall, interval, shutil.get_terminal_size(), fd is not None, top.absent))
             out.flush()
             shown += 1
             if count is not None and shown >= count:
@@ -231,7 +244,7 @@ def _as_lines(top: Top, interval: float, count: Optional[int], as_json: bool, ou
     try:
         while True:
             rows, wall = _refresh(top)
-            out.write(snapshot_json(rows, wall) + "\n" if as_json else "\n".join(table(rows)) + "\n\n")
+            out.write(snapshot_json(rows, wall, top.absent) + "\n" if as_json else "\n".join(table(rows)) + "\n\n")
             out.flush()
             shown += 1
             if count is not None and shown >= count:
@@ -245,13 +258,36 @@ def _as_lines(top: Top, interval: float, count: Optional[int], as_json: bool, ou
 def cmd_top(args: argparse.Namespace, out: TextIO) -> None:
     # QUEUE's grammar (key, id:N, path) is the command line's; imported here
     # because _cli imports this module.
-    from ._cli import resolve
+    from ._cli import EXIT_NOT_FOUND, CommandError, resolve
 
-    top = Top([resolve(name, args.proj) for name in args.queues])
+    named: List[SysVMQ] = []
+    keys: List[int] = []
+    for name in args.queues:
+        try:
+            named.append(resolve(name, args.proj))
+        except CommandError as exc:
+            # A key (or an existing file's) may name a queue not made yet: wait for it, shown absent.
+            # An id names one queue only, never made again; a missing file names no key.
+            if exc.status != EXIT_NOT_FOUND or name.msqid is not None or not _key_of(name, args.proj):
+                raise
+            keys.append(_key_of(name, args.proj))
+    top = Top(named, keys)
     if out.isatty() and not args.json:
         _on_terminal(top, args.interval, args.count, out)
     else:
         _as_lines(top, args.interval, args.count, args.json, out)
+
+
+def _key_of(name: Any, proj: int) -> int:
+    """The key a QUEUE names (a key, or a path's ftok key), 0 if none (an id, or a path that is no file)."""
+    if name.key is not None:
+        return int(name.key)
+    if name.path is not None:
+        try:
+            return ftok(name.path, proj)
+        except OSError:
+            return 0
+    return 0
 
 
 def _interval(text: str) -> float:

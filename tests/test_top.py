@@ -202,10 +202,24 @@ def test_lines_read_back_with_split(make_queue: Callable[..., SysVMQ], free_key:
     assert list(last) == [keyed.id, private.id]  # fuller first
 
 
-def test_a_queue_that_does_not_exist_is_an_error(free_key: int) -> None:
-    proc = subprocess.run([str(COMMAND), "top", f"{free_key:#x}"], capture_output=True, text=True, timeout=60)
+def test_a_queue_id_that_does_not_exist_is_an_error(make_queue: Callable[..., SysVMQ]) -> None:
+    gone = make_queue()
+    gone.destroy()  # an id names one queue, never made again: nothing to wait for
+    proc = subprocess.run([str(COMMAND), "top", f"id:{gone.id}"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
-    assert proc.stderr == f"sysvmq top: no queue has key {free_key:#010x} (sysvmq create {free_key:#x} makes one)\n"
+    assert proc.stderr == f"sysvmq top: no queue has id {gone.id}\n"
+
+
+def test_a_key_whose_queue_is_not_made_yet_is_waited_for(top_json: Callable[..., Lines], free_key: int) -> None:
+    top = top_json(f"{free_key:#x}", "--interval", "0.1")
+    doc = json.loads(top.line())
+    assert (doc["queues"], doc["absent"]) == ([], [f"{free_key:#010x}"])
+    made = register(SysVMQ.create(free_key, exclusive=True))
+    doc = wait_for(
+        "the queue made with that key", lambda: d if (d := json.loads(top.line()))["queues"] else None, every=0
+    )
+    assert ([r["id"] for r in doc["queues"]], doc["absent"]) == ([made.id], [])
+    assert top.proc.poll() is None
 
 
 # -- on a terminal: tmux -----------------------------------------------------------
