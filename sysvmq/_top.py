@@ -123,7 +123,35 @@ def _rate(value: Optional[float]) -> str:
 
 def table(rows: List[Row]) -> List[str]:
     """The rows as aligned text lines under HEADER; every cell is one word, so ``split()`` reads a line back."""
-    cells = [list(HEADER)] + [
+    return _aligned(HEADER, _cells(rows), range(len(HEADER)))
+
+
+# On a terminal too narrow for HEADER (an 80-column one, with 8-digit ids): shorter names first,
+# then columns left out, the least telling first; KEY, ID and FULL% always stay.
+SHORT_HEADER = ("KEY", "ID", "OWNER", "MSGS", "BYTES", "MAX", "FULL%", "MSG/S", "SENT", "RECVD")
+DROP_ORDER = (2, 5, 4, 8, 7, 9, 3)  # OWNER, MAX_BYTES, BYTES, LAST_SEND, MSG/S, LAST_RECV, MESSAGES
+
+
+def fitted(rows: List[Row], width: int) -> Tuple[List[str], List[str]]:
+    """The table in ``width`` columns if it can be: (its lines, the names of the columns left out)."""
+    cells = _cells(rows)
+    keep = list(range(len(HEADER)))
+    lines = table(rows)
+    if max(map(len, lines)) <= width:
+        return lines, []
+    dropped: List[str] = []
+    for column in (None, *DROP_ORDER):
+        if column is not None:
+            keep.remove(column)
+            dropped.append(SHORT_HEADER[column])
+        lines = _aligned(SHORT_HEADER, cells, keep)
+        if max(map(len, lines)) <= width:
+            break
+    return lines, dropped
+
+
+def _cells(rows: List[Row]) -> List[List[str]]:
+    return [
         [
             r.key,
             str(r.id),
@@ -138,11 +166,16 @@ def table(rows: List[Row]) -> List[str]:
         ]
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
-    left = {0, 2}  # key and owner read from the left; numbers line up on the right
+
+
+def _aligned(header: Sequence[str], cells: List[List[str]], keep: Sequence[int]) -> List[str]:
+    """The columns ``keep`` of the header and cells, aligned: key and owner from the left, numbers right."""
+    table = [[row[i] for i in keep] for row in [list(header), *cells]]
+    widths = [max(len(row[j]) for row in table) for j in range(len(keep))]
+    left = {j for j, i in enumerate(keep) if i in (0, 2)}
     return [
-        "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-        for row in cells
+        "  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in table
     ]
 
 
@@ -178,12 +211,14 @@ def _screen(
     rows: List[Row], wall: float, interval: float, size: os.terminal_size, keys: bool, absent: Sequence[int] = ()
 ) -> str:
     use = usage()
-    title = (
-        f"sysvmq top  {time.strftime('%H:%M:%S', time.localtime(wall))}  every {interval:g} s  "
-        f"{len(rows)} shown; system: {use.queues} queues, {use.messages} messages, {use.bytes} bytes  "
-        + ("(q or Ctrl-C quits)" if keys else "(Ctrl-C quits)")
+    # Two short lines, not one long one: an 80-column terminal shows them whole, the quit hint too.
+    title = f"sysvmq top  {time.strftime('%H:%M:%S', time.localtime(wall))}  every {interval:g} s  " + (
+        "(q or Ctrl-C quits)" if keys else "(Ctrl-C quits)"
     )
-    lines = [title, "", *table(rows), *_absent(absent)]
+    rows_shown, dropped = fitted(rows, size.columns)
+    totals = f"{len(rows)} shown; system: {use.queues} queues, {use.messages} messages, {use.bytes} bytes"
+    note = f"hidden, too narrow: {', '.join(dropped)}" if dropped else ""  # its own line, not cut off a longer one
+    lines = [title, totals, note, *rows_shown, *_absent(absent)]
     if len(lines) > size.lines:
         hidden = len(lines) - size.lines + 1
         lines = [*lines[: size.lines - 1], f"... and {hidden} more"]

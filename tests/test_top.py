@@ -7,10 +7,12 @@ queues this test made (by id).
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -220,6 +222,35 @@ def test_a_key_whose_queue_is_not_made_yet_is_waited_for(top_json: Callable[...,
     )
     assert ([r["id"] for r in doc["queues"]], doc["absent"]) == ([made.id], [])
     assert top.proc.poll() is None
+
+
+def _screen_lines(columns: int) -> List[str]:
+    from sysvmq._top import Row, _screen
+
+    wide = Row("0x5eed0001", 12345678, "postgres", 12, 10800, 16384, 65.9, -12.5, 8, None)
+    other = Row("0x00000000", 23456789, "root", 1, 3000, 4096, 73.2, None, 120, 99)
+    text = _screen([other, wide], time.time(), 1.0, os.terminal_size((columns, 24)), True)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).split("\n")
+
+
+def test_on_80_columns_every_column_and_the_quit_hint_show_whole() -> None:
+    lines = _screen_lines(80)
+    assert all(len(line) <= 80 for line in lines), [len(line) for line in lines]
+    assert lines[0].endswith("(q or Ctrl-C quits)")
+    assert lines[2] == ""  # nothing left out
+    header, first, second = lines[3:6]
+    assert header.split() == ["KEY", "ID", "OWNER", "MSGS", "BYTES", "MAX", "FULL%", "MSG/S", "SENT", "RECVD"]
+    assert first.split() == ["0x00000000", "23456789", "root", "1", "3000", "4096", "73.2", "-", "120s", "99s"]
+    assert second.split()[-2:] == ["8s", "never"]
+
+
+def test_narrower_it_leaves_columns_out_and_says_which() -> None:
+    lines = _screen_lines(45)
+    header = lines[3].split()
+    assert header[:2] == ["KEY", "ID"] and "FULL%" in header and "OWNER" not in header
+    assert all(len(line) <= 45 for line in lines[3:6])
+    hidden = lines[2].split("hidden, too narrow: ", 1)[1].split(", ")
+    assert "OWNER" in hidden and len(hidden) + len(header) == len(HEADER)
 
 
 # -- on a terminal: tmux -----------------------------------------------------------
