@@ -646,8 +646,21 @@ def cmd_send(args: argparse.Namespace, out: Output) -> None:
                 done = f"{_plural(sent, 'line')} sent before it, none after"
                 raise CommandError(f"line {number} of standard input: {_reason(exc)}; {done}", _status(exc)) from None
             sent += 1
+        _nothing_left_to_interrupt(args)
     except KeyboardInterrupt:
         raise CommandError(f"interrupted: {_plural(sent, 'line')} sent, the rest not", EXIT_INTERRUPTED) from None
+
+
+def _nothing_left_to_interrupt(args: argparse.Namespace) -> None:
+    """The command has done all it was asked: a Ctrl-C from now on changes nothing, and is ignored.
+
+    Otherwise it would raise KeyboardInterrupt on the way out, outside any
+    handler, or in the interpreter's shutdown ("Exception ignored ... KeyboardInterrupt"),
+    with a traceback and a status that says nothing true. Only when the command
+    is the whole process: a caller of main() keeps its own SIGINT.
+    """
+    if getattr(args, "process", False):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _requeue(q: SysVMQ, message: Message) -> str:
@@ -1308,11 +1321,13 @@ def main(argv: Optional[List[str]] = None, *, process: bool = False) -> int:
     command may set SIGPIPE's disposition for itself.
     """
     args = parser().parse_args(argv)
+    args.process = process
     if process and args.command not in QUIET_ON_SIGPIPE:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # EPIPE, handled, instead of a silent death
     out = Output(sys.stdout)
     try:
         args.func(args, out)
+        _nothing_left_to_interrupt(args)
     except UsageError as exc:
         args.parser.error(str(exc))
     except Stopped as exc:

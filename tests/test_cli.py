@@ -842,6 +842,61 @@ def test_line_by_line_send_names_the_line_that_failed(queue: SysVMQ) -> None:
     assert queue.stats().count == 0
 
 
+# Ctrl-C (SIGINT to the main thread) at a given line of cmd_send, as it returns ("return"),
+# or in the interpreter's shutdown ("exit"); the command run as the console script runs it.
+SEND_INTERRUPTED_AT = """
+import atexit, signal, sys, threading
+from sysvmq import _cli
+
+code = _cli.cmd_send.__code__
+where = sys.argv[1]
+
+def interrupt():
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+def tracer(frame, event, arg):
+    if frame.f_code is not code:
+        return None
+    def local(frame, event, arg):
+        if (event == "line" and str(frame.f_lineno) == where) or (event == "return" and where == "return"):
+            sys.settrace(None)
+            frame.f_trace = None
+            interrupt()
+        return local
+    return local
+
+if where == "exit":
+    atexit.register(interrupt)
+else:
+    sys.settrace(tracer)
+sys.argv[1:] = sys.argv[2:]
+_cli.run()
+"""
+
+
+def _lines_after_the_send_loop() -> List[int]:
+    lines, first = inspect.getsourcelines(sysvmq._cli.cmd_send)
+    start = next(i for i, text in enumerate(lines) if "sent += 1" in text) + 1
+    return [first + i for i in range(start, len(lines)) if lines[i].strip() and not lines[i].strip().startswith("#")]
+
+
+@pytest.mark.parametrize("where", [*map(str, _lines_after_the_send_loop()), "return", "exit"])
+def test_ctrl_c_once_every_line_is_sent_is_no_traceback(queue: SysVMQ, where: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SEND_INTERRUPTED_AT, where, "send", f"id:{queue.id}"],
+        input=b"a\nb\nc\n",
+        capture_output=True,
+        timeout=60,
+    )
+    assert queue.receive_many(10, block=False) == [b"a", b"b", b"c"]
+    # Everything was sent: exit 0 and nothing said, or (stopped before it knew) 130 and one line that says so.
+    if proc.returncode == 0:
+        assert proc.stderr == b""
+    else:
+        assert proc.returncode == 130, proc.stderr
+        assert one_line(proc.stderr) == "sysvmq send: interrupted: 3 lines sent, the rest not\n"
+
+
 def test_update_refuses_a_max_size_the_kernel_would_not_keep(queue: SysVMQ) -> None:
     before = queue.stats()
     for size in (2**32, 2**31, 2**32 + 5):
