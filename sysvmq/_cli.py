@@ -905,11 +905,12 @@ def _change_existing(q: SysVMQ, args: argparse.Namespace, out: Output) -> None:
         out.text(f"exists: {what}\n")
         return
     try:
-        before = q.stats()
+        # As ls reads it (MSG_STAT_ANY) where this user may not: the update then says what stops it (not the owner).
+        before = _stats(q)
         q.update(mode=args.mode, max_size=args.max_size)
     except (OSError, ValueError) as exc:
         raise CommandError(f"{what} exists; {_reason(exc)}; nothing changed", _status(exc)) from None
-    out.text(f"exists: {what}; now {_settings(q.stats())} (was {_settings(before)})\n")
+    out.text(f"exists: {what}; now {_settings(_stats(q))} (was {_settings(before)})\n")
 
 
 def cmd_update(args: argparse.Namespace, out: Output) -> None:

@@ -783,9 +783,10 @@ def test_create_on_an_existing_queue_applies_all_or_nothing(key: str) -> None:
     )
     st = SysVMQ.attach(msqid).stats()
     assert (st.mode, st.max_size) == (0o640, 4096)
-    proc = as_nobody("create", key, "--mode", "666", "--max-size", "100")  # not the owner
+    proc = as_nobody("create", key, "--mode", "666", "--max-size", "100")  # not the owner, nor a reader
     assert proc.returncode == 4
-    assert "nothing changed" in one_line(proc.stderr)
+    err = one_line(proc.stderr)
+    assert "nothing changed" in err and "only the owner or creator" in err and "no read permission" not in err
     assert SysVMQ.attach(msqid).stats() == st
 
 
