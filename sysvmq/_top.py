@@ -325,27 +325,44 @@ def _key_of(name: Any, proj: int) -> int:
     return 0
 
 
+MIN_INTERVAL = 0.05
+
+
 def _interval(text: str) -> float:
-    value = float(text)
-    if not value >= 0.05:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0.05")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text, 0)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= MIN_INTERVAL:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text} is out of range: at least {MIN_INTERVAL} seconds")
     return value
 
 
 def top_arguments(c: argparse.ArgumentParser) -> None:
-    from ._cli import _proj, _queue  # the command line's grammar of QUEUE; _cli imports this module
+    # The command line's grammar of QUEUE, --proj and counts; _cli imports this module.
+    from ._cli import _LONG_MAX, _proj, _queue, _whole
 
     c.add_argument(
         "queues", nargs="*", type=_queue, metavar="QUEUE", help="show only these (a key, id:N, or a path); default all"
     )
-    c.add_argument("--proj", type=_proj, default=1, help="ftok project id for a path QUEUE (default 1)")
-    c.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between refreshes (1)")
-    c.add_argument("--count", type=_count, metavar="N", help="stop after N refreshes (default: until q or Ctrl-C)")
+    c.add_argument(
+        "--proj",
+        type=_proj,
+        default=1,
+        metavar="N",
+        help="ftok project id for a path QUEUE: 1 to 255, or one character as in C's ftok(path, 'A') (default 1)",
+    )
+    c.add_argument(
+        "--interval",
+        type=_interval,
+        default=1.0,
+        metavar="S",
+        help=f"seconds between refreshes, at least {MIN_INTERVAL} (default 1)",
+    )
+    c.add_argument(
+        "--count",
+        type=_whole("a count", 1, _LONG_MAX),
+        metavar="N",
+        help="stop after N refreshes (default: until q or Ctrl-C)",
+    )
     c.add_argument("--json", action="store_true", help="one JSON object a refresh, a line each, even on a terminal")

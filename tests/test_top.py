@@ -253,6 +253,23 @@ def test_narrower_it_leaves_columns_out_and_says_which() -> None:
     assert "OWNER" in hidden and len(hidden) + len(header) == len(HEADER)
 
 
+def test_help_says_each_range_and_default() -> None:
+    out = ok("top", "--help")
+    assert "--proj N" in out and "1 to 255" in out
+    assert "at least 0.05 (default 1)" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--interval", "soon"], "--interval"), (["--interval", "0.01"], "--interval"), (["--count", "0"], "--count")],
+)
+def test_a_malformed_option_is_a_usage_error_naming_it(args: List[str], named: str) -> None:
+    proc = subprocess.run([str(COMMAND), "top", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"sysvmq top: argument {named}: ") and proc.stderr.count("\n") == 1
+    assert "invalid" not in proc.stderr and "_interval" not in proc.stderr
+
+
 # -- on a terminal: tmux -----------------------------------------------------------
 
 
