@@ -103,7 +103,12 @@ def _stop(signum: int, frame: Optional[FrameType]) -> None:
 
 def cmd_exporter(args: argparse.Namespace, out: TextIO) -> None:
     host, port = args.listen
-    server, thread = serve(host, port)
+    try:
+        server, thread = serve(host, port)
+    except OSError as exc:
+        # Name the address: "Address already in use" alone does not say which.
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise type(exc)(exc.errno, f"cannot listen on {address}: {exc.strerror}") from None
     bound = server.server_address
     where = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     # stderr: a supervisor's log, and the test's way to learn a port 0 became.
