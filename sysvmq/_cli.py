@@ -798,11 +798,10 @@ def cmd_recv(args: argparse.Namespace, out: Output) -> None:
                 # says which, exc.received), or once it had one. What it took is printed, as asked,
                 # and read; what cannot be is put back.
                 with signals.holding():
-                    if message is None:
-                        for taken in getattr(exc, "received", ()):
-                            _stderr(f"sysvmq recv: {_hand_over(q, out, taken, fmt, False)}")
-                    else:
-                        note = _hand_over(q, out, message, fmt, written)
+                    held = [(message, written)] if message is not None else []
+                    held += [(taken, False) for taken in getattr(exc, "received", ())]
+                    for taken, out_already in held:
+                        note = _hand_over(q, out, taken, fmt, out_already)
                         if note:
                             _stderr(f"sysvmq recv: {note}")
                 raise
