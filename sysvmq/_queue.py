@@ -1090,7 +1090,13 @@ class SysVMQ:
                     if kind is bytearray and borrowed is not None:
                         _release_buffer(borrowed)
                     raise
-        return self._send_many(messages, type, block, timeout, lengths)
+        box: List[int] = []  # what _send_many queued, as it returns: a handler may raise there (PyPy)
+        try:
+            return self._send_many(messages, type, block, timeout, lengths, box)
+        except BaseException as exc:
+            if box:
+                carry_count(exc, box[0])
+            raise
 
     def _count_out(self, exc: BaseException, queued: Optional[int], call: Call, c: Any) -> None:
         """send_many's except clause: ``exc`` gets ``count``, and the call state goes back to the pool.
@@ -1104,7 +1110,7 @@ class SysVMQ:
             carry_count(exc, 0 if c is None else call.c.done)
             self._pool.give_back(call)
 
-    def _send_many(self, messages: Any, type: Any, block: bool, timeout: Any, lengths: Any) -> int:
+    def _send_many(self, messages: Any, type: Any, block: bool, timeout: Any, lengths: Any, box: List[int]) -> int:
         """send_many in full: other sequences and types, buffers, a timeout, one buffer and its lengths."""
         t = send_type_arg(type)
         nowait = not block
@@ -1145,6 +1151,7 @@ class SysVMQ:
                 self._pool.give_back(call)
                 if borrowed is not None:
                     _release_buffer(borrowed)
+                box.append(queued)
                 if PYPY:
                     for _ in _ONE_TURN:
                         pass

@@ -223,11 +223,15 @@ class _Watcher:
     # in the loop's thread
 
     def ask(self) -> None:
-        """Have the thread watch once more, if receives wait and it is not watching already."""
+        """Have the thread watch once more, if receives wait and it is not watching already. If the
+        system can give no thread ("can't start new thread"), the waiting receives poll instead."""
         if self.asked or not self.waiters:
             return
         self.asked = True
-        _held(self.cond, self._ask)  # the thread decides under cond whether it retires: it sees this
+        try:
+            _held(self.cond, self._ask)  # the thread decides under cond whether it retires: it sees this
+        except RuntimeError:
+            self._wake(lib.SYSVMQ_WATCH_POLL)
 
     def _ask(self) -> None:
         # Under cond.
@@ -247,15 +251,17 @@ class _Watcher:
             self.asked = False
             lib.sysvmq_watch_forget(self.watch)  # wakes the thread from msgrcv
 
-    def take(self) -> "Optional[_Taken]":
-        """The oldest empty message held for this selector, if any."""
-        return _held(self.cond, self._take)
+    def take(self, box: "List[Tuple[_Watcher, int, _Taken]]") -> "Optional[_Taken]":
+        """The oldest empty message held for this selector, if any. It is named in ``box`` first:
+        if an exception cuts the take short, ``taken(box)`` says whether it was the caller's."""
+        return _held(self.cond, self._take, box)
 
-    def _take(self) -> "Optional[_Taken]":
+    def _take(self, box: "List[Tuple[_Watcher, int, _Taken]]") -> "Optional[_Taken]":
         # Under cond. Its entry stays, marked taken, until its outcome is collected: so that
         # collect, run again for that outcome, keeps it no more.
         for seq, message in self.held.items():
             if message is not None:
+                box.append((self, seq, message))
                 self.held[seq] = None
                 _count_held(self.msqid, -1)
                 return message
@@ -413,6 +419,11 @@ def _at_exit() -> None:
         thread = w.thread
         if thread is not None:
             thread.join(max(0.0, deadline - _monotonic()))
+
+
+def _taken(box: "List[Tuple[_Watcher, int, _Taken]]") -> List[Message]:
+    """What a take cut short by an exception had taken: an entry marked taken (or forgotten since)."""
+    return [Message(b"", m.type) for w, seq, m in box if w.held.get(seq) is None]
 
 
 def _count_held(msqid: int, n: int) -> None:
@@ -754,25 +765,31 @@ class SysVMQ(_queue.SysVMQ):
         The deadline is set once, as the call begins: a wake-up for a message that
         someone else takes first leaves only what remains of ``timeout`` to wait.
         """
-        nowait = not block or (isinstance(flags, int) and bool(flags & IPC_NOWAIT))  # an IntFlag too
-        wait = None if timeout is None else timeout_arg(timeout, nowait)
-        deadline = None if wait is None else _monotonic() + wait
-        while True:
-            if _HELD and self._id in _HELD:  # an empty message taken for an earlier receive comes first
-                taken = self._held(mtype, flags)
+        box: List[Tuple[_Watcher, int, _Taken]] = []  # what a take from the watchers' held names first
+        try:
+            nowait = not block or (isinstance(flags, int) and bool(flags & IPC_NOWAIT))  # an IntFlag too
+            wait = None if timeout is None else timeout_arg(timeout, nowait)
+            deadline = None if wait is None else _monotonic() + wait
+            while True:
+                if _HELD and self._id in _HELD:  # an empty message taken for an earlier receive comes first
+                    taken = self._held(mtype, flags, box)
+                    if taken is not None:
+                        return taken
+                if tried:
+                    tried = False
+                else:
+                    try:
+                        return attempt()
+                    except QueueEmpty:
+                        if nowait or wait == 0:
+                            raise
+                taken = await self._ready(mtype, flags, deadline, wait, box)
                 if taken is not None:
                     return taken
-            if tried:
-                tried = False
-            else:
-                try:
-                    return attempt()
-                except QueueEmpty:
-                    if nowait or wait == 0:
-                        raise
-            taken = await self._ready(mtype, flags, deadline, wait)
-            if taken is not None:
-                return taken
+        except BaseException as exc:
+            if not hasattr(exc, "received"):  # raised here, or in the loop's machinery
+                carry_received(exc, _taken(box))  # an empty message a take cut short had taken, or none
+            raise
 
     def _more(self, first: Message, max_count: int, mtype: int, truncate: bool) -> List[Message]:
         """After an empty message a watcher took: the rest of a batch, without waiting.
@@ -794,16 +811,21 @@ class SysVMQ(_queue.SysVMQ):
             carry_received(exc, taken + list(getattr(exc, "received", [])))
             raise
 
-    def _held(self, mtype: int, flags: int) -> "Optional[_Taken]":
+    def _held(self, mtype: int, flags: int, box: "List[Tuple[_Watcher, int, _Taken]]") -> "Optional[_Taken]":
         """An empty message this loop's watcher for the selector took and no receive has yet."""
         service = _Service._all.get(asyncio.get_running_loop())
         if service is None or not isinstance(flags, int):
             return None
         watcher = service.watchers.get((self._id, mtype, bool(flags & MSG_EXCEPT)))
-        return None if watcher is None else watcher.take()
+        return None if watcher is None else watcher.take(box)
 
     async def _ready(
-        self, mtype: int, flags: int, deadline: Optional[float], wait: Optional[float]
+        self,
+        mtype: int,
+        flags: int,
+        deadline: Optional[float],
+        wait: Optional[float],
+        box: "List[Tuple[_Watcher, int, _Taken]]",
     ) -> "Optional[_Taken]":
         """Wait until a message that matches is queued (None: try again now), or an empty one was taken for us.
 
@@ -819,7 +841,7 @@ class SysVMQ(_queue.SysVMQ):
         if service is None:
             return await self._poll(mtype, except_, deadline, wait)
         watcher = service.watcher(self._id, mtype, except_)
-        taken = watcher.take()
+        taken = watcher.take(box)
         if taken is not None:
             return taken
         fut: asyncio.Future[Any] = loop.create_future()
@@ -827,14 +849,10 @@ class SysVMQ(_queue.SysVMQ):
         timer = None
         got: Any = None
         try:
-            try:
-                watcher.ask()
-            except RuntimeError:  # the system has no thread to give ("can't start new thread"): poll
-                got = _POLL
-            else:
-                timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
-                got = await fut
-        except asyncio.CancelledError as exc:
+            watcher.ask()  # no thread to give: fut says _POLL
+            timer = None if deadline is None else _Expiry(loop, deadline, lambda: _time_up(fut))
+            got = await fut
+        except BaseException as exc:  # cancelled, or a handler's: it took nothing
             carry_received(exc, [])
             raise
         finally:

@@ -7,6 +7,7 @@ import contextlib
 import dis
 import enum
 import errno
+import functools
 import gc
 import inspect
 import itertools
@@ -871,6 +872,94 @@ async def test_a_send_whose_sender_thread_cannot_start_polls(aq: AsyncQ, monkeyp
     assert _sync(aq).receive() == b"poll"
     await asyncio.wait_for(waiting, 5)
     assert _sync(aq).receive_many(5, block=False) == [b"next"]
+
+
+def test_a_receive_woken_when_no_thread_can_be_had_for_the_next_lets_it_poll(
+    make_queue: Callable[..., AsyncQ], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two receives wait; the first is woken, and its watcher thread retires before the first's
+    # task runs again. That task's last step asks for the second, and no thread can be had:
+    # the second polls (before, RuntimeError came out of the first, and the second hung).
+    sync = make_queue()
+    q = AsyncQ.from_sync(sync)
+    loop = asyncio.new_event_loop()
+    tasks: List[Any] = []
+
+    async def start() -> None:
+        tasks.extend(asyncio.ensure_future(q.receive(4)) for _ in range(2))
+        await _until(lambda: _watcher_asleep(q), "the watcher asleep in msgrcv")
+
+    async def finish() -> List[bytes]:
+        await _until(lambda: bool(failed), "a thread refused")
+        sync.send(b"second", 4)
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), 10))
+
+    try:
+        loop.run_until_complete(start())
+        service = sysvmq.asyncio._Service._all[loop]
+        watcher = service.watchers[(q.id, 4, False)]
+        sync.send(b"first", 4)
+        wait_for(lambda: select.select([service.wake_r], [], [], 0)[0], what="the loop told")
+        service._woken()  # the first receive is woken; its task has yet to run
+        wait_for(lambda: watcher.thread is None, what="the watcher thread retired")
+        failed: List[str] = []
+        real = threading.Thread.start
+
+        def refuse(thread: threading.Thread) -> None:
+            if thread.name.startswith("sysvmq watcher"):
+                failed.append(thread.name)
+                raise RuntimeError("can't start new thread")
+            real(thread)
+
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        assert loop.run_until_complete(finish()) == [b"first", b"second"]
+    finally:
+        monkeypatch.undo()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+
+def test_an_exception_as_a_held_empty_message_is_taken_carries_it(aq: AsyncQ) -> None:
+    # A handler may raise at any bytecode of a receive's take from what a watcher holds (its
+    # lock's release too): the message is then still held, or the receive returns it, or its
+    # exception carries it; never two of these, never none.
+    loop = asyncio.new_event_loop()
+    try:
+        w = loop.run_until_complete(_service_of(loop)).watcher(aq.id, 0, False)
+        codes = {
+            sysvmq.asyncio._Watcher.take.__code__,
+            sysvmq.asyncio._Watcher._take.__code__,
+            sysvmq.asyncio._held.__code__,
+            sysvmq.asyncio._count_held.__code__,
+            sysvmq.asyncio._count_held_now.__code__,
+            AsyncQ._held.__code__,
+        }
+        for step in itertools.count(1):
+            with w.cond:
+                w._keep(step, 7)  # held, as the outcome numbered step took it
+            got: List[Any] = []
+            exc, ran = raise_at(step, lambda f: f.f_code in codes, functools.partial(_receive_on, loop, aq, got))
+            carried = getattr(exc, "received", None)
+            with w.cond:
+                held = w._holding()
+            assert [got == [b""], bool(carried), held].count(True) == 1, (step, got, exc, carried, held)
+            assert carried in (None, [], [Message(b"", 7)])
+            with w.cond:
+                w.held.clear()
+            sysvmq.asyncio._HELD.pop(aq.id, None)
+            if step > ran:
+                break
+        assert step > 10
+    finally:
+        loop.close()
+
+
+def _receive_on(loop: asyncio.AbstractEventLoop, q: AsyncQ, got: List[Any]) -> None:
+    got.append(loop.run_until_complete(q.receive(block=False)))
+
+
+async def _service_of(loop: asyncio.AbstractEventLoop) -> Any:
+    return sysvmq.asyncio._Service.of(loop)
 
 
 EXIT_AFTER_RUN = """
