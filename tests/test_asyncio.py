@@ -919,6 +919,7 @@ def test_a_receive_woken_when_no_thread_can_be_had_for_the_next_lets_it_poll(
         loop.close()
 
 
+@opcode_tracing
 def test_an_exception_as_a_held_empty_message_is_taken_carries_it(aq: AsyncQ) -> None:
     # A handler may raise at any bytecode of a receive's take from what a watcher holds (its
     # lock's release too): the message is then still held, or the receive returns it, or its
