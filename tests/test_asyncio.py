@@ -783,6 +783,16 @@ def test_a_receive_pending_when_its_loop_is_closed_leaves_no_thread_or_pipe_and_
     assert not pending[0].done()
 
 
+def _woken_by_hand(loop: asyncio.AbstractEventLoop, sync: sysvmq.SysVMQ, text: bytes, mtype: int) -> None:
+    """Send a message a waiting receive on ``loop`` (not running) selects; once its watcher has
+    told the loop, run the loop's wake-up here, as the loop would: the receive's task is
+    scheduled, and does not run."""
+    service = sysvmq.asyncio._Service._all[loop]
+    sync.send(text, mtype)
+    wait_for(lambda: select.select([service.wake_r], [], [], 0)[0], what="the loop told")
+    service._woken()
+
+
 def test_an_empty_message_for_a_woken_receive_whose_task_never_runs_goes_back(
     make_queue: Callable[..., AsyncQ],
 ) -> None:
@@ -800,10 +810,7 @@ def test_an_empty_message_for_a_woken_receive_whose_task_never_runs_goes_back(
 
     try:
         loop.run_until_complete(main())
-        service = sysvmq.asyncio._Service._all[loop]
-        sync.send(b"", 3)  # the watcher takes it, and tells the loop
-        wait_for(lambda: select.select([service.wake_r], [], [], 0)[0], what="the loop told")
-        service._woken()  # as the loop would: the receive is woken, its task scheduled...
+        _woken_by_hand(loop, sync, b"", 3)  # the watcher takes it; the receive is woken, its task scheduled...
         assert sync.stats().count == 0
     finally:
         loop.close()  # ...and never run
@@ -896,11 +903,8 @@ def test_a_receive_woken_when_no_thread_can_be_had_for_the_next_lets_it_poll(
 
     try:
         loop.run_until_complete(start())
-        service = sysvmq.asyncio._Service._all[loop]
-        watcher = service.watchers[(q.id, 4, False)]
-        sync.send(b"first", 4)
-        wait_for(lambda: select.select([service.wake_r], [], [], 0)[0], what="the loop told")
-        service._woken()  # the first receive is woken; its task has yet to run
+        watcher = sysvmq.asyncio._Service._all[loop].watchers[(q.id, 4, False)]
+        _woken_by_hand(loop, sync, b"first", 4)  # the first receive is woken; its task has yet to run
         wait_for(lambda: watcher.thread is None, what="the watcher thread retired")
         failed: List[str] = []
         real = threading.Thread.start
